@@ -1,0 +1,1 @@
+"""deeptag: tag images with Triton, search them in Elasticsearch."""

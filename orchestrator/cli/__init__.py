@@ -1,0 +1,5 @@
+"""The ``deeptag`` command line."""
+
+from orchestrator.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,20 @@
+"""The ``deeptag`` typer application: every command hangs off this."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestrator.cli.demo import demo
+from orchestrator.cli.models import models_app
+from orchestrator.cli.predict import predict
+from orchestrator.cli.triton import triton_app
+
+app = typer.Typer(
+    help="Tag images with a deep network served by Triton; search them in Elasticsearch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(predict)
+app.command()(demo)
+app.add_typer(triton_app, name="triton")
+app.add_typer(models_app, name="models")

@@ -1,0 +1,70 @@
+"""``deeptag predict``: classify files or URLs and print the labels."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import console, err_console, run_async, user_errors
+from orchestrator.pipeline import TagOptions
+from orchestrator.responses import predict_response
+from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.settings import Settings, load_settings
+from orchestrator.sources import classify_all
+from orchestrator.types import ItemFailure, Outcome
+
+
+async def _predict(settings: Settings, sources: list[str], options: TagOptions) -> list[Outcome]:
+    with triton_for(settings) as triton:
+        async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+            return await session.tagger.tag(classify_all(sources), options)
+
+
+def render_table(outcomes: list[Outcome]) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("image", overflow="fold")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    for outcome in outcomes:
+        if isinstance(outcome, ItemFailure):
+            table.add_row(outcome.source.uri, f"[red]error: {outcome.error.message}[/]", "")
+            continue
+        for i, label in enumerate(outcome.labels):
+            table.add_row(
+                outcome.source.uri if i == 0 else "", label.category, f"{label.score:.3f}"
+            )
+    return table
+
+
+@user_errors
+def predict(
+    sources: Annotated[list[str], typer.Argument(help="Image files, http(s) URLs or base64.")],
+    best: Annotated[int, typer.Option("--best", min=1, max=1000, help="Labels per image.")] = 5,
+    threshold: Annotated[
+        float | None, typer.Option(help="Drop labels scoring below this.", min=0.0, max=1.0)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="DeepDetect's response shape.")] = False,
+    triton_url: Annotated[
+        str | None, typer.Option(help="Use this Triton instead of a local one.")
+    ] = None,
+) -> None:
+    """Classify images and print their top labels."""
+    settings = load_settings(triton_url=triton_url)
+    started = time.perf_counter()
+    outcomes = run_async(
+        _predict(settings, sources, TagOptions(best=best, confidence_threshold=threshold))
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if as_json:
+        print(json.dumps(predict_response(outcomes, "imageserv", elapsed_ms)))
+    else:
+        console.print(render_table(outcomes))
+    failures = [o for o in outcomes if isinstance(o, ItemFailure)]
+    if failures and not as_json:
+        err_console.print(f"{len(failures)} of {len(outcomes)} images could not be classified")
+    if len(failures) == len(outcomes):
+        raise typer.Exit(1)

@@ -1,0 +1,185 @@
+"""One hierarchy for everything deeptag reports to a user.
+
+Each error carries the HTTP status and DeepDetect ``dd_code`` it maps to, so the HTTP layer,
+the CLI and the per-image error fields all speak the same language. Library exceptions are
+translated into these at the boundary where they happen (``raise ... from e``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DeeptagError(Exception):
+    """Base of every error deeptag raises on purpose."""
+
+    http_status: ClassVar[int] = 500
+    dd_code: ClassVar[int] = 1007
+    dd_msg: ClassVar[str] = "Internal ML Library Error"
+    #: Short machine-readable label, used for metrics and the failure log.
+    reason: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- Whole-request problems -------------------------------------------------------------
+
+
+class BadRequest(DeeptagError):
+    http_status = 400
+    dd_code = 1006
+    dd_msg = "Service Bad Request Error"
+    reason = "bad_request"
+
+
+class NoData(BadRequest):
+    dd_code = 1001
+    dd_msg = "No Data"
+    reason = "no_data"
+
+
+class TemplateError(BadRequest):
+    reason = "template"
+
+
+class ServiceNotFound(DeeptagError):
+    http_status = 404
+    dd_code = 1002
+    dd_msg = "Service Not Found"
+    reason = "service_not_found"
+
+
+class ServiceConflict(DeeptagError):
+    http_status = 409
+    dd_code = 1006
+    dd_msg = "Service Bad Request Error"
+    reason = "service_conflict"
+
+
+class Unauthorized(DeeptagError):
+    http_status = 401
+    dd_code = 1006
+    dd_msg = "Unauthorized"
+    reason = "unauthorized"
+
+
+class Forbidden(DeeptagError):
+    http_status = 403
+    dd_code = 1006
+    dd_msg = "Forbidden"
+    reason = "forbidden"
+
+
+class SinkNotAllowed(Forbidden):
+    reason = "sink_not_allowed"
+
+
+class SinkError(DeeptagError):
+    """The output connector (Elasticsearch, an HTTP sink) failed or refused the output."""
+
+    http_status = 502
+    dd_code = 1009
+    dd_msg = "Output Connector Network Error"
+    reason = "sink"
+
+
+# --- Per-image problems: they become one prediction's ``error``, never the whole call's ---
+
+
+class ItemError(DeeptagError):
+    http_status = 400
+    dd_code = 1005
+    dd_msg = "Service Input Error"
+    reason = "input"
+
+
+class SourceRefused(ItemError):
+    """The source is not allowed: a path outside the roots, a private or metadata address."""
+
+    http_status = 403
+    reason = "refused"
+
+
+class SourceNotFound(ItemError):
+    http_status = 404
+    reason = "not_found"
+
+
+class FetchFailed(ItemError):
+    http_status = 502
+    reason = "fetch"
+
+
+class ImageTooLarge(ItemError):
+    http_status = 413
+    reason = "too_large"
+
+
+class NotAnImage(ItemError):
+    http_status = 415
+    reason = "not_an_image"
+
+
+class CorruptImage(ItemError):
+    http_status = 422
+    reason = "corrupt"
+
+
+# --- Serving infrastructure ---------------------------------------------------------------
+
+
+class TritonError(DeeptagError):
+    http_status = 503
+    reason = "triton"
+
+
+class TritonUnavailable(TritonError):
+    pass
+
+
+class ModelNotFound(TritonError):
+    reason = "model_missing"
+
+
+class InferenceFailed(TritonError):
+    http_status = 500
+    reason = "inference"
+
+
+class TritonStartError(TritonError):
+    reason = "triton_start"
+
+
+class PortInUse(TritonStartError):
+    reason = "port_in_use"
+
+
+class ExportDependencyMissing(DeeptagError):
+    reason = "export_dependency"
+
+
+class ConfigError(DeeptagError):
+    reason = "config"
+
+
+# --- Search backends ------------------------------------------------------------------------
+
+
+class SearchBackendError(DeeptagError):
+    http_status = 503
+    reason = "search_backend"
+
+
+class IndexLocked(SearchBackendError):
+    reason = "index_locked"
+
+
+class DocumentNotFound(DeeptagError):
+    http_status = 404
+    dd_code = 1006
+    reason = "document_not_found"

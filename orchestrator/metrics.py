@@ -1,0 +1,59 @@
+"""Prometheus metrics of the orchestrator (Triton exports its own on its metrics port)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+STAGES = ("fetch", "decode", "infer", "render", "sink")
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.images = Counter(
+            "deeptag_images_processed",
+            "Images that went through the pipeline, by outcome (tagged or failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.item_errors = Counter(
+            "deeptag_item_errors",
+            "Images that could not be tagged, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.sink_failures = Counter(
+            "deeptag_sink_failures",
+            "Outputs a sink refused or could not receive, by sink kind.",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "deeptag_stage_seconds",
+            "Time spent per pipeline stage (per image for fetch/decode, per call otherwise).",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Histogram(
+            "deeptag_request_seconds",
+            "HTTP request latency by route.",
+            ["route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds.labels(stage=stage).observe(time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""Model artefacts: export of the pretrained classifier and its label file."""

@@ -1,0 +1,71 @@
+"""Decode image bytes and turn them into the model's input (pure, CPU-bound)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from orchestrator.errors import CorruptImage, ImageTooLarge, NotAnImage
+from orchestrator.types import ImageBytes, PreparedImage
+
+RESIZE_SHORT_SIDE = 256
+CROP_SIZE = 224
+
+
+def decode(image: ImageBytes, max_pixels: int) -> Image.Image:
+    """Decode to RGB, upright per EXIF, refusing images over ``max_pixels`` before decoding."""
+    uri = image.source.uri
+    try:
+        with warnings.catch_warnings():
+            # The pixel limit is ours to enforce (below), with an error that names the input.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(image.data))
+            width, height = opened.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"{uri}: {width}x{height} is {width * height} pixels, "
+                    f"over the {max_pixels} pixel limit"
+                )
+            opened.load()
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(f"{uri}: {e}") from e
+    except UnidentifiedImageError as e:
+        raise NotAnImage(f"{uri}: not a decodable image") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CorruptImage(f"{uri}: corrupt or truncated image: {e}") from e
+    try:
+        upright = ImageOps.exif_transpose(opened)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        # A broken EXIF block should not cost the user the image.
+        upright = opened
+    return upright.convert("RGB")
+
+
+def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
+    """Resize the short side to 256 (bilinear) and centre-crop 224x224; uint8 HWC."""
+    width, height = rgb.size
+    scale = RESIZE_SHORT_SIDE / min(width, height)
+    resized = rgb.resize(
+        (max(CROP_SIZE, round(width * scale)), max(CROP_SIZE, round(height * scale))),
+        Image.Resampling.BILINEAR,
+    )
+    left = (resized.width - CROP_SIZE) // 2
+    top = (resized.height - CROP_SIZE) // 2
+    cropped = resized.crop((left, top, left + CROP_SIZE, top + CROP_SIZE))
+    return np.asarray(cropped, dtype=np.uint8)
+
+
+def prepare(image: ImageBytes, max_pixels: int) -> PreparedImage:
+    rgb = decode(image, max_pixels)
+    return PreparedImage(
+        source=image.source,
+        pixels=to_model_input(rgb),
+        width=rgb.width,
+        height=rgb.height,
+        sha256=hashlib.sha256(image.data).hexdigest(),
+    )

@@ -1,0 +1,92 @@
+"""Build the long-lived clients a command or the server needs, and tear them down after."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
+from orchestrator.metrics import Metrics
+from orchestrator.pipeline import Tagger
+from orchestrator.settings import Settings
+from orchestrator.triton.client import Endpoint, ModelInfo, TritonClient
+from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
+
+
+@dataclass(frozen=True)
+class TritonHandle:
+    endpoint: Endpoint
+    metrics_url: str | None
+    local: LocalTriton | None
+
+
+@contextmanager
+def triton_for(settings: Settings) -> Iterator[TritonHandle]:
+    """The configured Triton; else a local one already running on the configured port;
+    else a local one started on free ports for as long as the block runs."""
+    if settings.triton_url:
+        yield TritonHandle(
+            Endpoint.parse(settings.triton_url, settings.triton_protocol), None, None
+        )
+        return
+    if is_ready(settings.triton_http_port, timeout=0.5):
+        port = (
+            settings.triton_grpc_port
+            if settings.triton_protocol == "grpc"
+            else settings.triton_http_port
+        )
+        yield TritonHandle(
+            Endpoint(settings.triton_protocol, f"127.0.0.1:{port}"),
+            f"http://127.0.0.1:{settings.triton_metrics_port}/metrics",
+            None,
+        )
+        return
+    ports = TritonPorts(free_port(), free_port(), free_port())
+    with LocalTriton(
+        settings.model_repository,
+        settings.state_dir / "triton",
+        ports,
+        start_timeout_s=settings.triton_start_timeout_s,
+    ) as local:
+        address = (
+            local.grpc_url if settings.triton_protocol == "grpc" else f"127.0.0.1:{ports.http}"
+        )
+        yield TritonHandle(Endpoint(settings.triton_protocol, address), local.metrics_url, local)
+
+
+@dataclass
+class TaggingSession:
+    tagger: Tagger
+    model: ModelInfo
+    triton: TritonClient
+
+
+@asynccontextmanager
+async def tagging_session(
+    settings: Settings,
+    endpoint: Endpoint,
+    path_roots: tuple[Path, ...] | None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[TaggingSession]:
+    triton = TritonClient(endpoint, settings.model, settings.triton_timeout_s)
+    model = await triton.connect()
+    http = build_http_client(settings.fetch_timeout_s)
+    try:
+        reader = SourceReader(
+            http,
+            FetchPolicy(
+                max_bytes=settings.max_image_bytes,
+                allow_private=settings.fetch_allow_private,
+                path_roots=path_roots,
+                max_redirects=settings.fetch_max_redirects,
+            ),
+            concurrency=settings.fetch_concurrency,
+        )
+        yield TaggingSession(
+            Tagger(reader, triton, settings.max_image_pixels, metrics), model, triton
+        )
+    finally:
+        await http.aclose()
+        await triton.close()

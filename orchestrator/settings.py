@@ -1,0 +1,105 @@
+"""All of deeptag's configuration, read from ``DEEPTAG_*`` environment variables.
+
+This is the only module that reads the environment; CLI options override the same fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+PathList = Annotated[list[Path], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """deeptag settings; each field ``x`` is read from ``DEEPTAG_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="DEEPTAG_", extra="ignore", frozen=True)
+
+    # Triton
+    triton_url: str | None = Field(
+        default=None,
+        description="An existing Triton (e.g. http://gpu-box:8000 or grpc://gpu-box:8001). "
+        "Unset: commands that need Triton start the bundled one on CPU for their lifetime.",
+    )
+    triton_protocol: Literal["http", "grpc"] = "http"
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_start_timeout_s: float = 120.0
+    triton_timeout_s: float = 60.0
+    model_repository: Path = Path("model_repository")
+    model: str = "efficientnet_lite0"
+
+    # Local state: the embedded index, launcher pid files, the runtime model repository.
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("deeptag")))
+
+    # Elasticsearch
+    es_url: str | None = None
+    es_index: str = "images"
+    es_api_key: SecretStr | None = None
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_verify_certs: bool = True
+
+    # The HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, every route but /health needs 'Bearer <key>'."
+    )
+    sink_allow: CommaList = Field(
+        default_factory=list,
+        description="Hosts /predict may push output to, besides loopback and the ES host.",
+    )
+    image_roots: PathList = Field(
+        default_factory=list, description="Folders whose files /predict may read by path."
+    )
+    fetch_allow_private: bool = False
+
+    # Limits
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    fetch_timeout_s: float = 15.0
+    fetch_concurrency: int = 16
+    fetch_max_redirects: int = 5
+    sink_timeout_s: float = 30.0
+    infer_batch_size: int = 32
+
+    _split = field_validator("sink_allow", "image_roots", mode="before")(_split_commas)
+
+    @property
+    def sink_allowed_hosts(self) -> frozenset[str]:
+        hosts = {"localhost", "127.0.0.1", "::1"}
+        hosts.update(h.lower() for h in self.sink_allow)
+        if self.es_url:
+            es_host = urlsplit(self.es_url).hostname
+            if es_host:
+                hosts.add(es_host.lower())
+        return frozenset(hosts)
+
+    @property
+    def embedded_index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "run"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with CLI options (those not None) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

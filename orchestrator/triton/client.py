@@ -1,0 +1,217 @@
+"""Async client for the tagging model on Triton (HTTP or gRPC), with errors translated.
+
+The model's readiness and metadata are checked once in :meth:`TritonClient.connect`; each
+``classify`` call then sends one UINT8 batch and asks Triton's classification extension for
+the top-k labels (Triton reads them from the model's ``label_filename``), plus the embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+import numpy.typing as npt
+import tritonclient.grpc.aio as grpc_aio
+import tritonclient.http.aio as http_aio
+from tritonclient.utils import InferenceServerException
+
+from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
+from orchestrator.types import Label
+
+Protocol = Literal["http", "grpc"]
+INPUT_NAME = "image"
+PROBS_NAME = "probs"
+EMBEDDING_NAME = "embedding"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    protocol: Protocol
+    address: str  # host:port, no scheme
+    ssl: bool = False
+
+    @classmethod
+    def parse(cls, url: str, default_protocol: Protocol = "http") -> Endpoint:
+        """``http://h:8000``, ``https://h``, ``grpc://h:8001`` or a bare ``h:8000``."""
+        if "://" not in url:
+            return cls(default_protocol, url)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https", "grpc", "grpcs") or not parts.netloc:
+            raise ValueError(
+                f"Triton URL '{url}' must look like http://host:8000 or grpc://host:8001"
+            )
+        protocol: Protocol = "grpc" if scheme.startswith("grpc") else "http"
+        return cls(protocol, parts.netloc, ssl=scheme in ("https", "grpcs"))
+
+    def __str__(self) -> str:
+        scheme = {"http": "http", "grpc": "grpc"}[self.protocol] + ("s" if self.ssl else "")
+        return f"{scheme}://{self.address}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    max_batch_size: int
+    input_shape: tuple[int, ...]  # without the batch dimension
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Classification:
+    labels: list[tuple[Label, ...]]
+    embeddings: npt.NDArray[np.float32] | None
+
+
+def parse_class_entry(entry: bytes | str) -> Label:
+    """One classification-extension string, ``"0.95:967:n07920052 espresso"`` (pure)."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    score, _index, category = text.split(":", 2)
+    return Label(category=category, score=float(score))
+
+
+class TritonClient:
+    def __init__(self, endpoint: Endpoint, model: str, timeout_s: float = 60.0) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.timeout_s = timeout_s
+        self._client: Any = None
+        self.info: ModelInfo | None = None
+
+    def _module(self) -> Any:
+        return grpc_aio if self.endpoint.protocol == "grpc" else http_aio
+
+    async def connect(self) -> ModelInfo:
+        """Connect, then check once that the model is ready and has the expected I/O."""
+        if self.endpoint.protocol == "grpc":
+            self._client = grpc_aio.InferenceServerClient(
+                self.endpoint.address, ssl=self.endpoint.ssl
+            )
+        else:
+            self._client = http_aio.InferenceServerClient(
+                self.endpoint.address, ssl=self.endpoint.ssl, conn_timeout=self.timeout_s
+            )
+        try:
+            ready = await self._call(self._client.is_model_ready(self.model))
+        except TritonUnavailable:
+            await self.close()
+            raise
+        if not ready:
+            await self.close()
+            raise ModelNotFound(
+                f"model '{self.model}' is not ready on Triton at {self.endpoint}: "
+                "run `deeptag models export` and restart Triton, or check its log"
+            )
+        metadata = await self._call(self._metadata())
+        config = await self._call(self._config())
+        self.info = self._model_info(metadata, config)
+        return self.info
+
+    async def _metadata(self) -> dict[str, Any]:
+        if self.endpoint.protocol == "grpc":
+            result: dict[str, Any] = await self._client.get_model_metadata(self.model, as_json=True)
+            return result
+        return dict(await self._client.get_model_metadata(self.model))
+
+    async def _config(self) -> dict[str, Any]:
+        if self.endpoint.protocol == "grpc":
+            result = await self._client.get_model_config(self.model, as_json=True)
+            return dict(result["config"])
+        return dict(await self._client.get_model_config(self.model))
+
+    def _model_info(self, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
+        inputs = {i["name"]: i for i in metadata["inputs"]}
+        outputs = tuple(o["name"] for o in metadata["outputs"])
+        problems = []
+        if INPUT_NAME not in inputs or inputs[INPUT_NAME]["datatype"] != "UINT8":
+            problems.append(f"an input '{INPUT_NAME}' of type UINT8")
+        if PROBS_NAME not in outputs:
+            problems.append(f"an output '{PROBS_NAME}'")
+        if problems:
+            raise ModelNotFound(
+                f"model '{self.model}' on {self.endpoint} lacks " + " and ".join(problems)
+            )
+        shape = tuple(int(d) for d in inputs[INPUT_NAME]["shape"][1:])
+        versions = metadata.get("versions") or ["1"]
+        return ModelInfo(
+            name=self.model,
+            version=str(versions[-1]),
+            max_batch_size=int(config.get("max_batch_size", 0)) or 1,
+            input_shape=shape,
+            outputs=outputs,
+        )
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, self.timeout_s)
+        except InferenceServerException as e:
+            message = e.message() or str(e)
+            if "unavailable" in message.lower() or "connect" in message.lower():
+                raise TritonUnavailable(
+                    f"Triton at {self.endpoint} is unreachable: {message}"
+                ) from e
+            if "unknown model" in message.lower() or "not found" in message.lower():
+                raise ModelNotFound(
+                    f"Triton at {self.endpoint} does not serve model '{self.model}': {message}; "
+                    "run `deeptag models export`"
+                ) from e
+            raise InferenceFailed(f"Triton at {self.endpoint}: {message}") from e
+        except TimeoutError as e:
+            raise TritonUnavailable(
+                f"Triton at {self.endpoint} did not answer within {self.timeout_s:.0f}s"
+            ) from e
+        except OSError as e:
+            raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
+        except Exception as e:
+            # aiohttp/grpc raise their own connection errors; none of them is a user's bug.
+            if type(e).__module__.split(".")[0] in ("aiohttp", "grpc"):
+                raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
+            raise
+
+    async def classify(
+        self, pixels: Sequence[npt.NDArray[np.uint8]], top_k: int, with_embedding: bool = True
+    ) -> Classification:
+        """Top-k labels (and embeddings) for images, in chunks of the model's max batch size."""
+        if not pixels:
+            return Classification(labels=[], embeddings=None)
+        if self.info is None:
+            raise TritonUnavailable("TritonClient.classify() called before connect()")
+        step = self.info.max_batch_size
+        chunks = [np.stack(pixels[i : i + step]) for i in range(0, len(pixels), step)]
+        results = await asyncio.gather(
+            *(self._classify_batch(chunk, top_k, with_embedding) for chunk in chunks)
+        )
+        labels = [row for result in results for row in result.labels]
+        embeddings = (
+            np.concatenate([r.embeddings for r in results if r.embeddings is not None])
+            if with_embedding
+            else None
+        )
+        return Classification(labels=labels, embeddings=embeddings)
+
+    async def _classify_batch(
+        self, batch: npt.NDArray[np.uint8], top_k: int, with_embedding: bool
+    ) -> Classification:
+        module = self._module()
+        infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
+        infer_input.set_data_from_numpy(batch)
+        outputs = [module.InferRequestedOutput(PROBS_NAME, class_count=max(1, top_k))]
+        if with_embedding:
+            outputs.append(module.InferRequestedOutput(EMBEDDING_NAME))
+        result = await self._call(self._client.infer(self.model, [infer_input], outputs=outputs))
+        classes = result.as_numpy(PROBS_NAME)
+        if classes is None:
+            raise InferenceFailed(f"Triton at {self.endpoint} returned no '{PROBS_NAME}' output")
+        labels = [tuple(parse_class_entry(e) for e in np.atleast_1d(row)) for row in classes]
+        embeddings = result.as_numpy(EMBEDDING_NAME) if with_embedding else None
+        return Classification(labels=labels, embeddings=embeddings)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()

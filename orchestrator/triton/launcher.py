@@ -1,0 +1,337 @@
+"""Run the tritonserver binary bundled with ``nvidia-pytriton`` on this machine, on CPU.
+
+Use :class:`LocalTriton` as a context manager for a server that lives as long as a command,
+or ``deeptag triton start --detach`` for one that outlives it (found again by its HTTP port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from orchestrator.errors import PortInUse, TritonStartError
+from orchestrator.triton.runtime_repository import RuntimeModel, materialise
+
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class TritonPorts:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """What ``--detach`` leaves behind so ``stop`` and ``status`` can find the server."""
+
+    pid: int
+    ports: TritonPorts
+    log_path: str
+    started_at: float
+
+    @classmethod
+    def load(cls, path: Path) -> LaunchRecord:
+        raw = json.loads(path.read_text())
+        return cls(
+            pid=raw["pid"],
+            ports=TritonPorts(**raw["ports"]),
+            log_path=raw["log_path"],
+            started_at=raw["started_at"],
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+
+def _pytriton_root() -> Path:
+    try:
+        import pytriton
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise TritonStartError("nvidia-pytriton is not installed: run `make setup`") from e
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_port_free(port: int, purpose: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise PortInUse(
+                f"port {port} ({purpose}) is already in use on 127.0.0.1: stop what uses it "
+                f"or choose another with --{purpose.split()[0].lower()}-port"
+            ) from e
+
+
+def record_path(state_dir: Path, http_port: int) -> Path:
+    return state_dir / f"triton-{http_port}.json"
+
+
+def is_ready(http_port: int, timeout: float = 2.0) -> bool:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _prepare_backends(work_dir: Path) -> Path:
+    """A backend directory whose python backend finds the stub built for this Python."""
+    root = _pytriton_root()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise TritonStartError(
+            f"the bundled Triton has no python backend stub for Python {version}"
+        )
+    python_dir = work_dir / "backends" / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    for source in (*(root / "backends" / "python").iterdir(), stub):
+        if source.name == "__pycache__":
+            continue
+        link = python_dir / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    return work_dir / "backends"
+
+
+def _server_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # The stub runs `python3` from PATH and must import this environment's numpy/onnxruntime.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    libs = _pytriton_root().parent.parent / "nvidia_pytriton.libs"
+    lib_dirs = [str(sysconfig.get_config_var("LIBDIR")), str(libs)]
+    if env.get("LD_LIBRARY_PATH"):
+        lib_dirs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_dirs)
+    return env
+
+
+class LocalTriton:
+    """A tritonserver process serving ``model_repository`` on 127.0.0.1."""
+
+    def __init__(
+        self,
+        model_repository: Path,
+        work_dir: Path,
+        ports: TritonPorts | None = None,
+        start_timeout_s: float = 120.0,
+        intra_op_threads: int = 0,
+    ) -> None:
+        self.model_repository = model_repository
+        self.work_dir = work_dir
+        self.ports = ports or TritonPorts()
+        self.start_timeout_s = start_timeout_s
+        self.intra_op_threads = intra_op_threads
+        self.models: list[RuntimeModel] = []
+        self._process: subprocess.Popen[bytes] | None = None
+        self.log_path = work_dir / f"tritonserver-{self.ports.http}.log"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.metrics}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def command(self, runtime_repo: Path, backends: Path) -> list[str]:
+        binary = _pytriton_root() / "bin" / "tritonserver"
+        cache_dir = self.work_dir / "cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return [
+            str(binary),
+            f"--model-repository={runtime_repo}",
+            f"--backend-directory={backends}",
+            f"--cache-directory={cache_dir}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            # tritonserver listens on every interface unless told otherwise.
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
+            "--allow-gpu-metrics=false",
+            "--pinned-memory-pool-byte-size=0",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
+            "--log-verbose=0",
+        ]
+
+    def start(self) -> None:
+        for port, purpose in (
+            (self.ports.http, "http port"),
+            (self.ports.grpc, "grpc port"),
+            (self.ports.metrics, "metrics port"),
+        ):
+            check_port_free(port, purpose)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        runtime_repo = self.work_dir / f"model_repository-{self.ports.http}"
+        self.models = materialise(self.model_repository, runtime_repo, self.intra_op_threads)
+        backends = _prepare_backends(self.work_dir)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                self.command(runtime_repo, backends),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_server_environment(),
+                # Its own process group, so stop() also reaches the python stubs it forks.
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        assert self._process is not None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise TritonStartError(
+                    f"tritonserver exited with code {self._process.returncode} before it was "
+                    f"ready; the end of its log ({self.log_path}):\n{self.log_tail()}"
+                )
+            if is_ready(self.ports.http, timeout=1.0):
+                return
+            time.sleep(0.1)
+        raise TritonStartError(
+            f"tritonserver was not ready after {self.start_timeout_s:.0f}s; "
+            f"the end of its log ({self.log_path}):\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The log lines that explain a failure (errors, unavailable models), else its tail."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        all_lines = text.splitlines()
+        telling = [
+            line
+            for line in all_lines
+            if line.startswith("E1") or "UNAVAILABLE" in line or line.startswith("error:")
+        ]
+        return "\n".join((telling or all_lines)[-lines:])
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self._process is None:
+            return
+        terminate_group(self._process.pid, grace_s, self._process)
+        self._process = None
+
+    def wait(self) -> int:
+        assert self._process is not None
+        return self._process.wait()
+
+    def __enter__(self) -> LocalTriton:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate_group(
+    pid: int, grace_s: float = 15.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """SIGTERM the process group led by ``pid``; SIGKILL what is left after ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if process is not None:
+            if process.poll() is not None:
+                break
+        elif not _alive(pid):
+            break
+        time.sleep(0.05)
+    # The stubs may outlive the server for a moment; the group kill reaches them too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    if process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+
+
+def start_detached(triton: LocalTriton, state_dir: Path) -> LaunchRecord:
+    """Start ``triton`` and leave it running after this process exits."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    triton.start()
+    assert triton.pid is not None
+    record = LaunchRecord(
+        pid=triton.pid, ports=triton.ports, log_path=str(triton.log_path), started_at=time.time()
+    )
+    record.save(record_path(state_dir, triton.ports.http))
+    # Forget the handle so nothing here stops it on exit.
+    triton._process = None
+    return record
+
+
+def find_detached(state_dir: Path, http_port: int) -> LaunchRecord | None:
+    path = record_path(state_dir, http_port)
+    if not path.is_file():
+        return None
+    record = LaunchRecord.load(path)
+    if not _alive(record.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return record
+
+
+def stop_detached(state_dir: Path, http_port: int) -> LaunchRecord | None:
+    record = find_detached(state_dir, http_port)
+    if record is None:
+        return None
+    terminate_group(record.pid)
+    record_path(state_dir, http_port).unlink(missing_ok=True)
+    return record
+
+
+def remove_runtime_state(work_dir: Path) -> None:
+    shutil.rmtree(work_dir, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Triton python-backend model that runs an ONNX file with onnxruntime.
+
+The tritonserver bundled with ``nvidia-pytriton`` has only the python backend, so the local
+launcher serves every ONNX model through this file. It is copied into the runtime model
+repository as ``<model>/<version>/model.py`` and runs inside Triton's python stub, not in the
+orchestrator process; it imports nothing from deeptag.
+
+Triton hands ``execute`` every request its dynamic batcher gathered; they are stacked into one
+batch so onnxruntime runs once per gathering, then the outputs are split back per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        onnx_path = params["onnx_path"]
+        if not os.path.isabs(onnx_path):
+            onnx_path = os.path.join(args["model_repository"], args["model_version"], onnx_path)
+        options = ort.SessionOptions()
+        threads = int(params.get("intra_op_threads", "0"))
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            onnx_path, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i["name"] for i in config["input"]]
+        self.output_names = [o["name"] for o in config["output"]]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        feeds: dict[str, list[Any]] = {name: [] for name in self.input_names}
+        sizes: list[int] = []
+        for request in requests:
+            for name in self.input_names:
+                feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
+            sizes.append(feeds[self.input_names[0]][-1].shape[0])
+        batch = {name: np.concatenate(arrays, axis=0) for name, arrays in feeds.items()}
+        try:
+            outputs = self.session.run(self.output_names, batch)
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            error = pb_utils.TritonError(f"onnxruntime failed: {e}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        responses = []
+        start = 0
+        for size in sizes:
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(out[start : start + size]))
+                for name, out in zip(self.output_names, outputs, strict=True)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses

@@ -1,0 +1,109 @@
+"""Turn the canonical (GPU, onnxruntime-backend) model repository into one the bundled CPU
+tritonserver can load.
+
+The bundled server only has the python backend. Every ONNX model keeps its name, inputs,
+outputs, labels and dynamic batching, and gains a python-backend shim that runs its ONNX file
+with onnxruntime. Python-backend models are linked through unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from orchestrator.errors import ConfigError, ModelNotFound
+
+SHIM_SOURCE = Path(__file__).with_name("onnx_shim_model.py")
+ONNX_BACKENDS = {"onnxruntime"}
+ONNX_PLATFORMS = {"onnxruntime_onnx"}
+
+
+@dataclass(frozen=True)
+class RuntimeModel:
+    name: str
+    versions: tuple[int, ...]
+    via_shim: bool
+
+
+def read_config(config_path: Path) -> model_config_pb2.ModelConfig:
+    try:
+        return text_format.Parse(config_path.read_text(), model_config_pb2.ModelConfig())
+    except text_format.ParseError as e:
+        raise ConfigError(f"{config_path}: not a valid Triton model config: {e}") from e
+
+
+def _onnx_versions(model_dir: Path, default_filename: str) -> dict[int, Path]:
+    versions: dict[int, Path] = {}
+    for child in model_dir.iterdir():
+        if child.is_dir() and child.name.isdigit():
+            onnx = child / default_filename
+            if onnx.is_file():
+                versions[int(child.name)] = onnx
+    return versions
+
+
+def shim_config(
+    config: model_config_pb2.ModelConfig, intra_op_threads: int
+) -> model_config_pb2.ModelConfig:
+    """The canonical config re-targeted to the python backend on CPU (pure)."""
+    shimmed = model_config_pb2.ModelConfig()
+    shimmed.CopyFrom(config)
+    shimmed.backend = "python"
+    shimmed.platform = ""
+    shimmed.default_model_filename = ""
+    del shimmed.instance_group[:]
+    shimmed.instance_group.add(kind=model_config_pb2.ModelInstanceGroup.KIND_CPU, count=1)
+    shimmed.parameters["onnx_path"].string_value = "model.onnx"
+    shimmed.parameters["intra_op_threads"].string_value = str(intra_op_threads)
+    return shimmed
+
+
+def materialise(source: Path, target: Path, intra_op_threads: int = 0) -> list[RuntimeModel]:
+    """Write a runtime repository for ``source`` into ``target`` (replacing what is there)."""
+    if not source.is_dir():
+        raise ModelNotFound(
+            f"model repository {source} does not exist: run `deeptag models export`"
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    models: list[RuntimeModel] = []
+    for model_dir in sorted(p for p in source.iterdir() if (p / "config.pbtxt").is_file()):
+        config = read_config(model_dir / "config.pbtxt")
+        name = config.name or model_dir.name
+        if config.backend in ONNX_BACKENDS or config.platform in ONNX_PLATFORMS:
+            versions = _onnx_versions(model_dir, config.default_model_filename or "model.onnx")
+            if not versions:
+                raise ModelNotFound(
+                    f"model '{name}' has no exported ONNX file under {model_dir}/<version>/: "
+                    "run `deeptag models export`"
+                )
+            out_dir = target / model_dir.name
+            out_dir.mkdir()
+            for version, onnx in versions.items():
+                version_dir = out_dir / str(version)
+                version_dir.mkdir()
+                (version_dir / "model.onnx").symlink_to(onnx.resolve())
+                shutil.copyfile(SHIM_SOURCE, version_dir / "model.py")
+            for label_output in config.output:
+                if label_output.label_filename:
+                    label_file = model_dir / label_output.label_filename
+                    if label_file.is_file():
+                        (out_dir / label_output.label_filename).symlink_to(label_file.resolve())
+            shimmed = shim_config(config, intra_op_threads)
+            (out_dir / "config.pbtxt").write_text(text_format.MessageToString(shimmed))
+            models.append(RuntimeModel(name, tuple(sorted(versions)), via_shim=True))
+        elif config.backend == "python":
+            (target / model_dir.name).symlink_to(model_dir.resolve(), target_is_directory=True)
+            versions_found = tuple(
+                sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+            )
+            models.append(RuntimeModel(name, versions_found, via_shim=False))
+        # Other backends (TensorRT, PyTorch...) need a full Triton; the local one skips them.
+    if not models:
+        raise ModelNotFound(f"no servable model in {source}: run `deeptag models export`")
+    return models

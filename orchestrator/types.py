@@ -1,0 +1,81 @@
+"""Typed values passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.errors import ItemError
+
+
+class SourceKind(StrEnum):
+    URL = "url"
+    PATH = "path"
+    BASE64 = "base64"
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One item of a request's ``data``: where the image comes from and how it is named."""
+
+    uri: str
+    kind: SourceKind
+    #: The URL, the path, or the base64 text (without any data-URI header).
+    location: str
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    source: ImageSource
+    data: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """A decoded image, resized and cropped to the model's input."""
+
+    source: ImageSource
+    pixels: npt.NDArray[np.uint8]  # [224, 224, 3] RGB
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Label:
+    category: str  # "n07920052 espresso"
+    score: float
+
+    @property
+    def words(self) -> str:
+        """The label without its WordNet id: "espresso"."""
+        wnid, _, words = self.category.partition(" ")
+        return words if wnid[:1] == "n" and wnid[1:].isdigit() else self.category
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    source: ImageSource
+    labels: tuple[Label, ...]
+    width: int
+    height: int
+    sha256: str
+    embedding: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """A source that could not be tagged; the rest of its batch goes on without it."""
+
+    source: ImageSource
+    error: ItemError
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason
+
+
+Outcome = Prediction | ItemFailure

@@ -1,0 +1,88 @@
+"""Fixtures shared by every test layer: sample photos, bad inputs, a real local Triton."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from orchestrator.samples import sample_dir
+from orchestrator.settings import Settings
+from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_REPOSITORY = REPO_ROOT / "model_repository"
+ONNX_PATH = MODEL_REPOSITORY / "efficientnet_lite0" / "1" / "model.onnx"
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, Path]:
+    folder = sample_dir()
+    return {
+        "coffee": folder / "coffee.png",
+        "chelsea": folder / "chelsea.png",
+        "rocket": folder / "rocket.jpg",
+        "astronaut": folder / "astronaut.png",
+        "motorcycle": folder / "motorcycle_left.png",
+    }
+
+
+@pytest.fixture(scope="session")
+def bad_images(
+    tmp_path_factory: pytest.TempPathFactory, samples: dict[str, Path]
+) -> dict[str, Path]:
+    """A truncated JPEG, a text file named like an image, and a decompression bomb."""
+    folder = tmp_path_factory.mktemp("bad")
+    jpeg = samples["rocket"].read_bytes()
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(jpeg[: len(jpeg) // 3])
+    text = folder / "notes.jpg"
+    text.write_text("this is not an image\n" * 20)
+    bomb = folder / "bomb.png"
+    # 100 megapixels that compress to a few kB: over the default 50 MP limit.
+    Image.new("1", (10_000, 10_000)).save(bomb, optimize=True)
+    return {"truncated": truncated, "text": text, "bomb": bomb}
+
+
+def jpeg_bytes(path: Path, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    Image.open(path).convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def exported_model() -> Path:
+    if not ONNX_PATH.is_file():
+        pytest.fail(f"{ONNX_PATH} is missing: run `make setup` (deeptag models export)")
+    return MODEL_REPOSITORY
+
+
+@pytest.fixture(scope="session")
+def triton(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    """One real tritonserver for the whole session, on free ports."""
+    ports = TritonPorts(free_port(), free_port(), free_port())
+    work = tmp_path_factory.mktemp("triton")
+    with LocalTriton(exported_model, work, ports) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, triton: LocalTriton) -> Settings:
+    """Settings pointing at the session's Triton, with state in a temporary folder."""
+    return Settings(
+        triton_url=triton.http_url,
+        data_dir=tmp_path / "data",
+        model_repository=MODEL_REPOSITORY,
+    )
+
+
+@pytest.fixture
+def repository_copy(tmp_path: Path) -> Path:
+    """A copy of the model repository without the exported ONNX file."""
+    target = tmp_path / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY, target, ignore=shutil.ignore_patterns("*.onnx"))
+    return target

@@ -1,0 +1,42 @@
+import asyncio
+import ipaddress
+
+import pytest
+
+from orchestrator.errors import SinkNotAllowed, SourceRefused
+from orchestrator.netguard import check_fetch_url, check_sink_url, refusal
+
+
+@pytest.mark.parametrize(
+    ("address", "allow_private", "refused"),
+    [
+        ("93.184.216.34", False, False),
+        ("127.0.0.1", False, True),
+        ("127.0.0.1", True, False),
+        ("10.1.2.3", False, True),
+        ("192.168.1.1", True, False),
+        ("169.254.169.254", True, True),  # metadata: always refused
+        ("169.254.10.1", True, True),  # link-local: always refused
+        ("fe80::1", True, True),
+        ("::ffff:169.254.169.254", True, True),
+        ("::1", False, True),
+    ],
+)
+def test_refusal(address: str, allow_private: bool, refused: bool) -> None:
+    assert (refusal(ipaddress.ip_address(address), allow_private) is not None) is refused
+
+
+def test_fetch_refusal_names_the_url() -> None:
+    url = "http://169.254.169.254/latest/meta-data/"
+    with pytest.raises(SourceRefused, match="metadata") as info:
+        asyncio.run(check_fetch_url(url, allow_private=True))
+    assert url in str(info.value)
+
+
+def test_sink_allow_list() -> None:
+    allowed = frozenset({"localhost", "es.internal"})
+    check_sink_url("http://es.internal:9200/images/_bulk", allowed)
+    with pytest.raises(SinkNotAllowed, match="not in the sink allow-list"):
+        check_sink_url("http://attacker.example/collect", allowed)
+    with pytest.raises(SinkNotAllowed, match="http or https"):
+        check_sink_url("file:///etc/passwd", allowed)

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from orchestrator.errors import ModelNotFound
+from orchestrator.triton.runtime_repository import materialise, read_config
+
+REPO = Path(__file__).resolve().parents[2] / "model_repository"
+
+
+def test_canonical_config_is_for_gpu_onnxruntime_with_dynamic_batching() -> None:
+    config = read_config(REPO / "efficientnet_lite0" / "config.pbtxt")
+    assert config.backend == "onnxruntime"
+    assert config.max_batch_size == 64
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    assert list(config.dynamic_batching.preferred_batch_size)
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert config.output[0].label_filename == "labels.txt"
+    image = config.input[0]
+    assert (image.name, image.data_type, list(image.dims)) == (
+        "image",
+        model_config_pb2.TYPE_UINT8,
+        [224, 224, 3],
+    )
+
+
+def test_runtime_repository_keeps_io_and_batching_but_runs_the_shim(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    models = materialise(exported_model, tmp_path / "runtime")
+    assert [(m.name, m.via_shim) for m in models] == [("efficientnet_lite0", True)]
+    model_dir = tmp_path / "runtime" / "efficientnet_lite0"
+    shimmed = text_format.Parse(
+        (model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    original = read_config(exported_model / "efficientnet_lite0" / "config.pbtxt")
+    assert shimmed.backend == "python"
+    assert shimmed.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert shimmed.input == original.input
+    assert shimmed.output == original.output
+    assert shimmed.dynamic_batching == original.dynamic_batching
+    assert (model_dir / "1" / "model.py").is_file()
+    assert (model_dir / "1" / "model.onnx").resolve() == (
+        exported_model / "efficientnet_lite0" / "1" / "model.onnx"
+    ).resolve()
+    assert (model_dir / "labels.txt").read_text().startswith("n01440764 tench")
+
+
+def test_missing_onnx_says_to_export(repository_copy: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFound, match="deeptag models export"):
+        materialise(repository_copy, tmp_path / "runtime")

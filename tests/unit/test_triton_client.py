@@ -1,0 +1,28 @@
+import pytest
+
+from orchestrator.triton.client import Endpoint, parse_class_entry
+
+
+def test_classification_entries_keep_commas_in_labels() -> None:
+    label = parse_class_entry(b"0.040742:128:n02002724 black stork, Ciconia nigra")
+    assert label.category == "n02002724 black stork, Ciconia nigra"
+    assert label.score == pytest.approx(0.040742)
+
+
+@pytest.mark.parametrize(
+    ("url", "protocol", "address", "ssl"),
+    [
+        ("http://gpu:8000", "http", "gpu:8000", False),
+        ("https://gpu", "http", "gpu", True),
+        ("grpc://gpu:8001", "grpc", "gpu:8001", False),
+        ("gpu:8001", "grpc", "gpu:8001", False),
+    ],
+)
+def test_endpoint_parse(url: str, protocol: str, address: str, ssl: bool) -> None:
+    endpoint = Endpoint.parse(url, default_protocol="grpc")
+    assert (endpoint.protocol, endpoint.address, endpoint.ssl) == (protocol, address, ssl)
+
+
+def test_endpoint_rejects_other_schemes() -> None:
+    with pytest.raises(ValueError, match="ftp://x"):
+        Endpoint.parse("ftp://x")
