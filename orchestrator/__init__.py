@@ -1,1 +1,3 @@
 """deeptag: tag images with Triton, search them in Elasticsearch."""
+
+__version__ = "0.1.0"

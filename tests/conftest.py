@@ -86,3 +86,68 @@ def repository_copy(tmp_path: Path) -> Path:
     target = tmp_path / "model_repository"
     shutil.copytree(MODEL_REPOSITORY, target, ignore=shutil.ignore_patterns("*.onnx"))
     return target
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Elasticsearch 8 API: the one at DEEPTAG_ES_URL if set, else noida-db started here."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    if os.environ.get("DEEPTAG_ES_URL"):
+        yield os.environ["DEEPTAG_ES_URL"]
+        return
+    binary = Path(sys.executable).parent / "noida-db"
+    if not binary.exists():
+        pytest.fail("noida-db is not installed: run `make setup` (dev extra)")
+    data_dir = tmp_path_factory.mktemp("noida")
+    log_path = data_dir / "noida.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "start",
+                "--only",
+                "elasticsearch",
+                "--host",
+                "127.0.0.1",
+                "--elasticsearch-port",
+                "0",
+                "--data-dir",
+                str(data_dir / "data"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = None
+    deadline = time.monotonic() + 30
+    while url is None and time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"noida-db exited with code {process.returncode}: {log_path.read_text()}")
+        match = re.search(r"elasticsearch\s+(http://127\.0\.0\.1:\d+)", log_path.read_text())
+        if match:
+            url = match.group(1)
+        else:
+            time.sleep(0.1)
+    if url is None:
+        process.kill()
+        pytest.fail("noida-db did not print its URL within 30s")
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

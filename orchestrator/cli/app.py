@@ -7,6 +7,7 @@ import typer
 from orchestrator.cli.demo import demo
 from orchestrator.cli.models import models_app
 from orchestrator.cli.predict import predict
+from orchestrator.cli.serve import serve
 from orchestrator.cli.triton import triton_app
 
 app = typer.Typer(
@@ -16,5 +17,6 @@ app = typer.Typer(
 )
 app.command()(predict)
 app.command()(demo)
+app.command()(serve)
 app.add_typer(triton_app, name="triton")
 app.add_typer(models_app, name="models")

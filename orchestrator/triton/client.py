@@ -60,6 +60,7 @@ class ModelInfo:
     max_batch_size: int
     input_shape: tuple[int, ...]  # without the batch dimension
     outputs: tuple[str, ...]
+    num_classes: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +138,7 @@ class TritonClient:
                 f"model '{self.model}' on {self.endpoint} lacks " + " and ".join(problems)
             )
         shape = tuple(int(d) for d in inputs[INPUT_NAME]["shape"][1:])
+        probs = next(o for o in metadata["outputs"] if o["name"] == PROBS_NAME)
         versions = metadata.get("versions") or ["1"]
         return ModelInfo(
             name=self.model,
@@ -144,6 +146,7 @@ class TritonClient:
             max_batch_size=int(config.get("max_batch_size", 0)) or 1,
             input_shape=shape,
             outputs=outputs,
+            num_classes=int(probs["shape"][-1]),
         )
 
     async def _call(self, awaitable: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Search backends: Elasticsearch in production, an embedded tantivy index on a laptop."""

@@ -1,0 +1,1 @@
+"""The orchestrator's HTTP endpoint: DeepDetect-compatible /predict, search, metrics, web page."""

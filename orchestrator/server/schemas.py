@@ -1,0 +1,124 @@
+"""Request bodies of the HTTP API, validated by pydantic (DeepDetect's shapes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.errors import BadRequest
+from orchestrator.templates import EscapeMode
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Lenient(BaseModel):
+    # DeepDetect clients send many library-specific keys here (gpu, gpuid, mean...);
+    # they have no meaning for Triton and are accepted and ignored.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class NetworkOptions(_Strict):
+    url: str
+    http_method: Literal["POST", "PUT"] = "POST"
+    content_type: str | None = None
+
+    @field_validator("http_method", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class OutputOptions(_Strict):
+    best: int = Field(default=1, ge=1, le=1000)
+    confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    template: str | None = None
+    template_escape: EscapeMode = "json"
+    network: NetworkOptions | None = None
+
+
+class InputOptions(_Lenient):
+    connector: str | None = None
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+
+
+class MllibOptions(_Lenient):
+    gpu: bool | None = None
+    nclasses: int | None = Field(default=None, ge=1)
+
+
+class PredictParameters(_Strict):
+    input: InputOptions = InputOptions()
+    mllib: MllibOptions = MllibOptions()
+    output: OutputOptions = OutputOptions()
+
+
+class PredictRequest(_Strict):
+    service: str = Field(min_length=1)
+    parameters: PredictParameters = PredictParameters()
+    data: list[str]
+
+
+class ServiceParameters(_Strict):
+    input: InputOptions = InputOptions()
+    mllib: MllibOptions = MllibOptions()
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServiceModel(_Lenient):
+    #: The Triton model that serves the service (default: DEEPTAG_MODEL).
+    name: str | None = None
+    repository: str | None = None
+
+
+class ServiceCreate(_Strict):
+    mllib: str = "triton"
+    description: str = ""
+    type: Literal["supervised", "unsupervised"] = "supervised"
+    parameters: ServiceParameters = ServiceParameters()
+    model: ServiceModel = ServiceModel()
+
+
+class SearchRequest(_Strict):
+    q: str | None = None
+    like: str | None = Field(default=None, description="An image URL, base64/data URI, or an id.")
+    k: int = Field(default=20, ge=1, le=1000)
+    size: int = Field(default=20, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, alias="from")
+
+
+class IndexRequest(_Strict):
+    data: list[str] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """pydantic's errors as one line naming each offending field (pure)."""
+    parts = []
+    for item in errors:
+        if item.get("type") == "json_invalid":
+            return (
+                f"request body is not valid JSON: {item.get('ctx', {}).get('error', item['msg'])}"
+            )
+        location = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{location or 'body'}: {item['msg']}")
+    return "; ".join(parts)
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """Parse the body as JSON whatever its Content-Type: DeepDetect's examples use
+    ``curl -d``, which labels JSON as a form."""
+    raw = await request.body()
+    if not raw.strip():
+        raise BadRequest("request body is empty: expected a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        raise BadRequest(describe_errors(e.errors())) from e

@@ -1,0 +1,66 @@
+"""What the HTTP routes share, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from orchestrator.fetch import SourceReader
+from orchestrator.metrics import Metrics
+from orchestrator.pipeline import Tagger
+from orchestrator.runtime import TritonHandle
+from orchestrator.search.base import SearchBackend
+from orchestrator.server.services import ServiceRegistry
+from orchestrator.settings import Settings
+from orchestrator.triton.client import ModelInfo, TritonClient
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    triton: TritonHandle
+    reader: SourceReader
+    metrics: Metrics
+    services: ServiceRegistry
+    #: For output.network sinks; its own client, so image-fetch limits do not apply to it.
+    sink_http: httpx.AsyncClient
+    exit_stack: AsyncExitStack
+    _taggers: dict[str, tuple[Tagger, ModelInfo]] = field(default_factory=dict)
+    _backend: SearchBackend | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def tagger_for(self, model: str) -> tuple[Tagger, ModelInfo]:
+        """A tagger for ``model``, connected (and its metadata checked) on first use."""
+        async with self._lock:
+            if model not in self._taggers:
+                client = TritonClient(self.triton.endpoint, model, self.settings.triton_timeout_s)
+                info = await client.connect()
+                self.exit_stack.push_async_callback(client.close)
+                tagger = Tagger(self.reader, client, self.settings.max_image_pixels, self.metrics)
+                self._taggers[model] = (tagger, info)
+            return self._taggers[model]
+
+    async def get_backend(self) -> SearchBackend:
+        """The configured search backend, opened on first use."""
+        from orchestrator.search.factory import open_backend
+
+        async with self._lock:
+            if self._backend is None:
+                backend = await open_backend(self.settings)
+                self.exit_stack.push_async_callback(backend.close)
+                self._backend = backend
+            return self._backend
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.deeptag
+    return state
+
+
+#: Route parameter type that FastAPI fills with the shared state.
+State = Annotated[ServerState, Depends(server_state)]

@@ -1,0 +1,1 @@
+"""Where rendered output goes: any HTTP endpoint (an Elasticsearch URL among them)."""

@@ -1,0 +1,157 @@
+"""Real servers for the HTTP tests: a local image server and `deeptag serve` subprocesses."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from orchestrator.triton.launcher import LocalTriton, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ImageServer:
+    url: str
+    received: list[tuple[str, str, bytes]]  # (method, path, body) of writes, for sink tests
+
+
+def _jpeg(path: Path) -> bytes:
+    out = io.BytesIO()
+    Image.open(path).convert("RGB").save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def image_server(samples: dict[str, Path], bad_images: dict[str, Path]) -> Iterator[ImageServer]:
+    """Serves the sample photos as JPEGs, and misbehaves on purpose on some paths."""
+    files: dict[str, tuple[str, bytes]] = {
+        f"/{name}.jpg": ("image/jpeg", _jpeg(path)) for name, path in samples.items()
+    }
+    files["/truncated.jpg"] = ("image/jpeg", bad_images["truncated"].read_bytes())
+    files["/notes.txt"] = ("text/plain", b"just some text, no pixels\n" * 10)
+    files["/bomb.png"] = ("image/png", bad_images["bomb"].read_bytes())
+    # Over the servers' 2 MB byte limit, and a real JPEG so only its size is wrong.
+    files["/huge.jpg"] = ("image/jpeg", b"\xff\xd8\xff\xe0" + os.urandom(3 * 1024 * 1024))
+    received: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/redirect/"):
+                self.send_response(302)
+                self.send_header("Location", "/" + self.path.removeprefix("/redirect/"))
+                self.end_headers()
+                return
+            if self.path.split("?")[0] not in files:
+                self.send_error(404, "Not Found")
+                return
+            content_type, body = files[self.path.split("?")[0]]
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _write(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.command, self.path, body))
+            status = 500 if self.path.startswith("/fail") else 200
+            payload = b'{"error":"sink is broken today"}' if status == 500 else b'{"accepted":true}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_POST = _write
+        do_PUT = _write
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ImageServer(f"http://127.0.0.1:{server.server_address[1]}", received)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class DeeptagServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+ServerFactory = Callable[[dict[str, str]], DeeptagServer]
+
+
+@pytest.fixture(scope="session")
+def start_deeptag(
+    triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerFactory]:
+    """Start `deeptag serve` subprocesses with extra environment; all are stopped at the end."""
+    started: list[DeeptagServer] = []
+
+    def start(env: dict[str, str]) -> DeeptagServer:
+        port = free_port()
+        data_dir = tmp_path_factory.mktemp("serve")
+        log_path = data_dir / "serve.log"
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+            "DEEPTAG_TRITON_URL": triton.http_url,
+            "DEEPTAG_DATA_DIR": str(data_dir),
+            **env,
+        }
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO_ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = DeeptagServer(f"http://127.0.0.1:{port}", process, log_path)
+        started.append(server)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"deeptag serve exited early:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pytest.fail(f"deeptag serve was not healthy within 60s:\n{log_path.read_text()}")
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
