@@ -93,6 +93,7 @@ def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     """An Elasticsearch 8 API: the one at DEEPTAG_ES_URL if set, else noida-db started here."""
     import os
     import re
+    import signal
     import subprocess
     import sys
     import time
@@ -123,6 +124,8 @@ def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            # The entry point is a wrapper that runs the real binary as a child: stop both.
+            start_new_session=True,
         )
     url = None
     deadline = time.monotonic() + 30
@@ -146,8 +149,9 @@ def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     try:
         yield url
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

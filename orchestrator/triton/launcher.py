@@ -7,6 +7,8 @@ or ``deeptag triton start --detach`` for one that outlives it (found again by it
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -115,6 +117,13 @@ def _prepare_backends(work_dir: Path) -> Path:
     return work_dir / "backends"
 
 
+def _terminate_with_parent() -> None:
+    """Runs in the child before exec: a killed deeptag (even SIGKILL) takes its Triton along."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _server_environment() -> dict[str, str]:
     env = dict(os.environ)
     # The stub runs `python3` from PATH and must import this environment's numpy/onnxruntime.
@@ -137,12 +146,14 @@ class LocalTriton:
         ports: TritonPorts | None = None,
         start_timeout_s: float = 120.0,
         intra_op_threads: int = 0,
+        die_with_parent: bool = True,
     ) -> None:
         self.model_repository = model_repository
         self.work_dir = work_dir
         self.ports = ports or TritonPorts()
         self.start_timeout_s = start_timeout_s
         self.intra_op_threads = intra_op_threads
+        self.die_with_parent = die_with_parent
         self.models: list[RuntimeModel] = []
         self._process: subprocess.Popen[bytes] | None = None
         self.log_path = work_dir / f"tritonserver-{self.ports.http}.log"
@@ -206,6 +217,7 @@ class LocalTriton:
                 env=_server_environment(),
                 # Its own process group, so stop() also reaches the python stubs it forks.
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent if self.die_with_parent else None,
             )
         try:
             self._wait_ready()
@@ -302,6 +314,7 @@ def terminate_group(
 def start_detached(triton: LocalTriton, state_dir: Path) -> LaunchRecord:
     """Start ``triton`` and leave it running after this process exits."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    triton.die_with_parent = False
     triton.start()
     assert triton.pid is not None
     record = LaunchRecord(

@@ -22,6 +22,11 @@ from orchestrator.triton.launcher import LocalTriton, free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class BackloggedHTTPServer(ThreadingHTTPServer):
+    # The default backlog of 5 drops concurrent fetches and makes them wait for SYN retries.
+    request_queue_size = 128
+
+
 @dataclass
 class ImageServer:
     url: str
@@ -81,7 +86,7 @@ def image_server(samples: dict[str, Path], bad_images: dict[str, Path]) -> Itera
         do_POST = _write
         do_PUT = _write
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
