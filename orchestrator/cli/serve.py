@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from orchestrator.cli.common import user_errors
-from orchestrator.server.app import create_app
 from orchestrator.settings import load_settings
 
 
@@ -19,6 +17,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve /predict, /services, /search, /metrics and the web page."""
+    import uvicorn
+
+    from orchestrator.server.app import create_app
+
     settings = load_settings(host=host, port=port)
     uvicorn.run(
         create_app(settings),
