@@ -176,7 +176,16 @@ class SearchBackendError(DeeptagError):
 
 
 class IndexLocked(SearchBackendError):
+    """Another process holds the embedded index's single-writer lock."""
+
+    http_status = 409
     reason = "index_locked"
+
+
+class InvalidQuery(BadRequest):
+    """A query string the backend cannot parse; the message quotes it."""
+
+    reason = "invalid_query"
 
 
 class DocumentNotFound(DeeptagError):

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     es_password: SecretStr | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
+    es_bulk_chunk_size: int = 200
+    es_max_retries: int = 5
+
+    # Search
+    search_backend: Literal["es", "embedded"] | None = Field(
+        default=None,
+        description="Where documents go and searches run; unset: 'es' when es_url is set, "
+        "else the embedded index under data_dir.",
+    )
 
     # The HTTP server
     host: str = "127.0.0.1"
@@ -90,6 +99,12 @@ class Settings(BaseSettings):
             if es_host:
                 hosts.add(es_host.lower())
         return frozenset(hosts)
+
+    @property
+    def resolved_search_backend(self) -> Literal["es", "embedded"]:
+        if self.search_backend:
+            return self.search_backend
+        return "es" if self.es_url else "embedded"
 
     @property
     def embedded_index_dir(self) -> Path:

@@ -20,7 +20,8 @@ from orchestrator.metrics import Metrics
 from orchestrator.responses import error_response
 from orchestrator.runtime import triton_for
 from orchestrator.server.auth import require_api_key
-from orchestrator.server.routes import ops, predict, services
+from orchestrator.server import ui
+from orchestrator.server.routes import ops, predict, search, services
 from orchestrator.server.schemas import describe_errors
 from orchestrator.server.services import DEFAULT_SERVICE, ServiceRegistry, ServiceSpec
 from orchestrator.server.state import ServerState
@@ -121,4 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops.router, dependencies=protected)
     app.include_router(predict.router, dependencies=protected)
     app.include_router(services.router, dependencies=protected)
+    app.include_router(search.router, dependencies=protected)
+    # The page and its assets are public; the page asks for the key and sends it itself.
+    app.include_router(ui.router)
     return app

@@ -21,7 +21,7 @@ def _ok(method: str, **head: Any) -> dict[str, Any]:
 
 
 async def _search_summary(state: ServerState) -> dict[str, Any]:
-    kind = "es" if state.settings.es_url else "embedded"
+    kind = state.settings.resolved_search_backend
     try:
         backend = await state.get_backend()
         return {"backend": backend.kind, "documents": await backend.count()}

@@ -1,0 +1,86 @@
+"""Predictions become search documents, and documents travel as JSON (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.search.base import Category, ImageDocument
+from orchestrator.triton.client import ModelInfo
+from orchestrator.types import Prediction
+
+#: Fields deeptag owns; user metadata may not overwrite them.
+RESERVED_FIELDS = frozenset(
+    {"uri", "categories", "tags", "embedding", "width", "height", "model", "indexed_at"}
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def document_from_prediction(
+    prediction: Prediction,
+    model: ModelInfo,
+    metadata: Mapping[str, Any] | None = None,
+    indexed_at: str | None = None,
+) -> ImageDocument:
+    tags: list[str] = []
+    for label in prediction.labels:
+        if label.words not in tags:
+            tags.append(label.words)
+    embedding = None
+    if prediction.embedding is not None:
+        embedding = tuple(float(x) for x in prediction.embedding)
+    return ImageDocument(
+        id=prediction.sha256,
+        uri=prediction.source.uri,
+        categories=tuple(Category(label.category, label.score) for label in prediction.labels),
+        tags=tuple(tags),
+        embedding=embedding,
+        width=prediction.width,
+        height=prediction.height,
+        model=f"{model.name}/{model.version}",
+        indexed_at=indexed_at or now_iso(),
+        metadata={k: v for k, v in (metadata or {}).items() if k not in RESERVED_FIELDS},
+    )
+
+
+def document_to_source(document: ImageDocument) -> dict[str, Any]:
+    """The JSON body stored for a document (its ``_source`` in Elasticsearch)."""
+    source: dict[str, Any] = dict(document.metadata)
+    source.update(
+        uri=document.uri,
+        categories=[{"category": c.category, "score": c.score} for c in document.categories],
+        tags=list(document.tags),
+        width=document.width,
+        height=document.height,
+        model=document.model,
+        indexed_at=document.indexed_at,
+    )
+    if document.embedding is not None:
+        source["embedding"] = list(document.embedding)
+    return source
+
+
+def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocument:
+    """The inverse of :func:`document_to_source`; tolerant of documents written by others."""
+    categories = tuple(
+        Category(str(c.get("category", "")), float(c.get("score", 0.0)))
+        for c in source.get("categories") or ()
+    )
+    tags = source.get("tags") or ()
+    embedding = source.get("embedding")
+    return ImageDocument(
+        id=doc_id,
+        uri=str(source.get("uri", "")),
+        categories=categories,
+        tags=tuple([tags] if isinstance(tags, str) else tags),
+        embedding=tuple(float(x) for x in embedding) if embedding else None,
+        width=int(source.get("width") or 0),
+        height=int(source.get("height") or 0),
+        model=str(source.get("model", "")),
+        indexed_at=str(source.get("indexed_at", "")),
+        metadata={k: v for k, v in source.items() if k not in RESERVED_FIELDS},
+    )

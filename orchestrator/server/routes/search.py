@@ -1,0 +1,147 @@
+"""``/search`` (query string or similar images) and ``/index`` (tag and store images)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from orchestrator.errors import BadRequest, DocumentNotFound
+from orchestrator.pipeline import TagOptions
+from orchestrator.search.base import ImageDocument, SearchHit, SearchPage
+from orchestrator.server.schemas import IndexRequest, SearchRequest, read_body
+from orchestrator.server.state import ServerState, State
+from orchestrator.sources import classify, classify_all, decode_base64
+from orchestrator.types import ItemFailure, Prediction, SourceKind
+
+router = APIRouter()
+_DOC_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def thumbnail_url(document: ImageDocument) -> str:
+    """Remote images are shown from where they live; local ones through /thumbnails."""
+    if document.uri.startswith(("http://", "https://")):
+        return document.uri
+    return f"/thumbnails/{document.id}"
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    document = hit.document
+    return {
+        "id": document.id,
+        "uri": document.uri,
+        "score": round(hit.score, 6),
+        "categories": [{"category": c.category, "score": c.score} for c in document.categories],
+        "width": document.width,
+        "height": document.height,
+        "thumbnail": thumbnail_url(document),
+    }
+
+
+def page_json(page: SearchPage) -> dict[str, Any]:
+    return {
+        "total": page.total,
+        "took_ms": round(page.took_ms, 3),
+        "hits": [hit_json(hit) for hit in page.hits],
+    }
+
+
+async def embedding_of(like: str, state: ServerState) -> list[float]:
+    """The embedding of an indexed document (by id) or of an image tagged on the fly."""
+    backend = await state.get_backend()
+    if _DOC_ID.match(like):
+        document = await backend.get(like)
+        if document is None:
+            raise DocumentNotFound(f"like: no indexed image has id {like}")
+        if document.embedding is None:
+            raise BadRequest(f"like: image {like} was indexed without an embedding")
+        return list(document.embedding)
+    tagger, _ = await state.tagger_for(state.settings.model)
+    (outcome,) = await tagger.tag([classify(like, 0)], TagOptions(best=1, with_embedding=True))
+    if isinstance(outcome, ItemFailure):
+        raise BadRequest(f"like: {outcome.error.message}")
+    assert outcome.embedding is not None
+    return [float(x) for x in outcome.embedding]
+
+
+@router.get("/search")
+async def search_get(
+    state: State,
+    q: str = Query(default="*", description="A query string, as Elasticsearch's q="),
+    size: int = Query(default=20, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0, alias="from"),
+) -> dict[str, Any]:
+    backend = await state.get_backend()
+    return page_json(await backend.search(q, size=size, offset=offset))
+
+
+@router.post("/search")
+async def search_post(request: Request, state: State) -> dict[str, Any]:
+    body = await read_body(request, SearchRequest)
+    backend = await state.get_backend()
+    if body.like:
+        started = time.perf_counter()
+        vector = await embedding_of(body.like, state)
+        page = await backend.knn(vector, k=body.k)
+        # The time a user waited includes embedding the example image.
+        took = (time.perf_counter() - started) * 1000
+        return page_json(SearchPage(page.total, page.hits, took))
+    return page_json(await backend.search(body.q or "*", size=body.size, offset=body.offset))
+
+
+def _store_upload(prediction: Prediction, data: bytes, uploads: Path) -> str:
+    uploads.mkdir(parents=True, exist_ok=True)
+    target = uploads / f"{prediction.sha256}.img"
+    if not target.exists():
+        target.write_bytes(data)
+    return str(target)
+
+
+@router.post("/index")
+async def index_images(request: Request, state: State) -> dict[str, Any]:
+    """Tag images and store them in the search backend; uploads are kept under the data dir."""
+    from orchestrator.search.documents import document_from_prediction
+
+    body = await read_body(request, IndexRequest)
+    tagger, model = await state.tagger_for(state.settings.model)
+    sources = classify_all(body.data)
+    outcomes = await tagger.tag(sources, TagOptions(best=5, with_embedding=True))
+    backend = await state.get_backend()
+    failed: list[dict[str, str]] = [
+        {"uri": o.source.uri, "error": o.error.message}
+        for o in outcomes
+        if isinstance(o, ItemFailure)
+    ]
+    documents = []
+    for outcome in outcomes:
+        if not isinstance(outcome, Prediction):
+            continue
+        if outcome.source.kind is SourceKind.BASE64:
+            # Kept so the web page can show the image later; named by content, stored once.
+            data = decode_base64(outcome.source.location)
+            outcome = _with_uri(
+                outcome, _store_upload(outcome, data, state.settings.data_dir / "uploads")
+            )
+        documents.append(document_from_prediction(outcome, model, body.metadata))
+    existing = await backend.existing_ids([d.id for d in documents])
+    fresh = [d for d in documents if d.id not in existing]
+    indexed: list[str] = []
+    async for result in backend.index(fresh):
+        if result.ok:
+            indexed.append(result.id)
+        else:
+            failed.append({"uri": result.uri, "error": result.error or "not indexed"})
+    return {
+        "indexed": len(indexed),
+        "skipped": len(documents) - len(fresh),
+        "failed": failed,
+        "ids": [d.id for d in documents],
+    }
+
+
+def _with_uri(prediction: Prediction, uri: str) -> Prediction:
+    return replace(prediction, source=replace(prediction.source, uri=uri))
