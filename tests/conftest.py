@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -155,3 +161,69 @@ def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@dataclass
+class DeeptagServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+ServerFactory = Callable[[dict[str, str]], DeeptagServer]
+
+
+@pytest.fixture(scope="session")
+def start_deeptag(
+    triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerFactory]:
+    """Start `deeptag serve` subprocesses with extra environment; all are stopped at the end."""
+    started: list[DeeptagServer] = []
+
+    def start(env: dict[str, str]) -> DeeptagServer:
+        port = free_port()
+        data_dir = tmp_path_factory.mktemp("serve")
+        log_path = data_dir / "serve.log"
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+            "DEEPTAG_TRITON_URL": triton.http_url,
+            "DEEPTAG_DATA_DIR": str(data_dir),
+            **env,
+        }
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO_ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = DeeptagServer(f"http://127.0.0.1:{port}", process, log_path)
+        started.append(server)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"deeptag serve exited early:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pytest.fail(f"deeptag serve was not healthy within 60s:\n{log_path.read_text()}")
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from orchestrator.triton.launcher import free_port
-from tests.integration.conftest import DeeptagServer, ImageServer, ServerFactory
+from tests.conftest import DeeptagServer, ServerFactory
+from tests.integration.conftest import ImageServer
 
 pytestmark = pytest.mark.integration
 
