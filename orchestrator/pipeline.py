@@ -46,9 +46,20 @@ class Tagger:
         except ItemError as e:
             return ItemFailure(source=source, error=e)
 
+    async def prepare_all(
+        self, sources: Sequence[ImageSource]
+    ) -> list[PreparedImage | ItemFailure]:
+        """Read, decode and preprocess; the content hash is known after this step."""
+        return list(await asyncio.gather(*(self._prepare(s) for s in sources)))
+
     async def tag(self, sources: Sequence[ImageSource], options: TagOptions) -> list[Outcome]:
         """Predictions in the order of ``sources``."""
-        prepared = await asyncio.gather(*(self._prepare(s) for s in sources))
+        return await self.classify(await self.prepare_all(sources), options)
+
+    async def classify(
+        self, prepared: Sequence[PreparedImage | ItemFailure], options: TagOptions
+    ) -> list[Outcome]:
+        """Classify the prepared images in one batch; failures keep their place."""
         ready = [p for p in prepared if isinstance(p, PreparedImage)]
         with self.metrics.timed("infer"):
             result = await self.triton.classify(

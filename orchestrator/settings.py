@@ -23,6 +23,12 @@ def _split_commas(value: object) -> object:
     return value
 
 
+def _default_model_repository() -> Path:
+    here = Path("model_repository")
+    checkout = Path(__file__).resolve().parent.parent / "model_repository"
+    return here if here.is_dir() or not checkout.is_dir() else checkout
+
+
 class Settings(BaseSettings):
     """deeptag settings; each field ``x`` is read from ``DEEPTAG_X``."""
 
@@ -40,7 +46,10 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 8002
     triton_start_timeout_s: float = 120.0
     triton_timeout_s: float = 60.0
-    model_repository: Path = Path("model_repository")
+    model_repository: Path = Field(
+        default_factory=lambda: _default_model_repository(),
+        description="./model_repository when it exists, else the one of this checkout.",
+    )
     model: str = "efficientnet_lite0"
 
     # Local state: the embedded index, launcher pid files, the runtime model repository.

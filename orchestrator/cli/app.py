@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from orchestrator.cli.demo import demo
+from orchestrator.cli.index import index
 from orchestrator.cli.models import models_app
 from orchestrator.cli.predict import predict
+from orchestrator.cli.search import search
 from orchestrator.cli.serve import serve
 from orchestrator.cli.triton import triton_app
 
@@ -17,6 +19,8 @@ app = typer.Typer(
 )
 app.command()(predict)
 app.command()(demo)
+app.command()(index)
+app.command()(search)
 app.command()(serve)
 app.add_typer(triton_app, name="triton")
 app.add_typer(models_app, name="models")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
+from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -12,9 +13,22 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator.errors import DeeptagError
+from orchestrator.search.base import BackendKind
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+class Sink(StrEnum):
+    """The ``--sink`` choices."""
+
+    es = "es"
+    embedded = "embedded"
+
+    @property
+    def kind(self) -> BackendKind:
+        return "es" if self is Sink.es else "embedded"
+
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -8,6 +8,12 @@ from typing import Any, Literal, Protocol
 
 BackendKind = Literal["es", "embedded"]
 
+#: Length of the model's ``embedding`` output (EfficientNet-Lite0 pooled features).
+EMBEDDING_DIMS = 1280
+
+#: Where bare words of a query string look, in both backends.
+DEFAULT_QUERY_FIELDS = ("tags", "categories.category", "uri")
+
 
 @dataclass(frozen=True)
 class Category:
@@ -23,7 +29,7 @@ class ImageDocument:
     uri: str
     categories: tuple[Category, ...]
     tags: tuple[str, ...]  # the label words, full-text searchable: ("espresso",)
-    embedding: tuple[float, ...] | None
+    embedding: tuple[float, ...] | None = field(repr=False)
     width: int
     height: int
     model: str  # "efficientnet_lite0/1"

@@ -19,8 +19,8 @@ from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
 from orchestrator.metrics import Metrics
 from orchestrator.responses import error_response
 from orchestrator.runtime import triton_for
-from orchestrator.server.auth import require_api_key
 from orchestrator.server import ui
+from orchestrator.server.auth import require_api_key
 from orchestrator.server.routes import ops, predict, search, services
 from orchestrator.server.schemas import describe_errors
 from orchestrator.server.services import DEFAULT_SERVICE, ServiceRegistry, ServiceSpec

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request
 
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
-from orchestrator.search.base import ImageDocument, SearchHit, SearchPage
+from orchestrator.search.base import SearchPage
+from orchestrator.search.results import page_json
 from orchestrator.server.schemas import IndexRequest, SearchRequest, read_body
 from orchestrator.server.state import ServerState, State
 from orchestrator.sources import classify, classify_all, decode_base64
@@ -20,34 +21,6 @@ from orchestrator.types import ItemFailure, Prediction, SourceKind
 
 router = APIRouter()
 _DOC_ID = re.compile(r"^[0-9a-f]{64}$")
-
-
-def thumbnail_url(document: ImageDocument) -> str:
-    """Remote images are shown from where they live; local ones through /thumbnails."""
-    if document.uri.startswith(("http://", "https://")):
-        return document.uri
-    return f"/thumbnails/{document.id}"
-
-
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    document = hit.document
-    return {
-        "id": document.id,
-        "uri": document.uri,
-        "score": round(hit.score, 6),
-        "categories": [{"category": c.category, "score": c.score} for c in document.categories],
-        "width": document.width,
-        "height": document.height,
-        "thumbnail": thumbnail_url(document),
-    }
-
-
-def page_json(page: SearchPage) -> dict[str, Any]:
-    return {
-        "total": page.total,
-        "took_ms": round(page.took_ms, 3),
-        "hits": [hit_json(hit) for hit in page.hits],
-    }
 
 
 async def embedding_of(like: str, state: ServerState) -> list[float]:

@@ -1,0 +1,205 @@
+"""``deeptag index``: tag a whole collection and store it in the search backend, resumably."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from orchestrator import collect
+from orchestrator.cli.common import Sink, err_console, run_async, user_errors
+from orchestrator.errors import BadRequest
+from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
+from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.search.base import BackendKind
+from orchestrator.search.factory import open_backend
+from orchestrator.settings import Settings, load_settings
+
+
+class FailureLog:
+    """Every failure of this run, one JSON object per line, written as it happens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+
+    def __enter__(self) -> FailureLog:
+        # Truncated at the start: the log describes this run; earlier failures are retried.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def write(self, failure: FailedImage) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps(asdict(failure)) + "\n")
+        self._file.flush()
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} img/s"),
+        TextColumn("[green]{task.fields[indexed]} indexed"),
+        TextColumn("[dim]{task.fields[skipped]} skipped"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+async def _index(
+    settings: Settings,
+    sources: list[str],
+    kind: BackendKind | None,
+    options: IndexOptions,
+    failures: FailureLog,
+    stdin: TextIO | None,
+) -> tuple[IndexStats, bool]:
+    total = collect.count(sources)
+    backend = await open_backend(settings, kind, writer=True)
+    try:
+        with triton_for(settings) as triton:
+            async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+                with _progress() as progress:
+                    task = progress.add_task(
+                        "index", total=total, rate=0.0, indexed=0, skipped=0, failed=0
+                    )
+
+                    def show(stats: IndexStats) -> None:
+                        progress.update(
+                            task,
+                            completed=stats.done,
+                            rate=stats.images_per_s,
+                            indexed=stats.indexed,
+                            skipped=stats.skipped,
+                            failed=stats.failed,
+                        )
+
+                    indexer = Indexer(
+                        session.tagger, session.model, backend, options, failures.write, show
+                    )
+                    loop = asyncio.get_running_loop()
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        loop.add_signal_handler(signum, _stopper(indexer, loop, signum))
+                    try:
+                        stats = await indexer.run(collect.expand(sources, stdin))
+                    finally:
+                        for signum in (signal.SIGINT, signal.SIGTERM):
+                            loop.remove_signal_handler(signum)
+                    show(stats)
+                    return stats, indexer.stopped_early
+    finally:
+        await backend.close()
+
+
+def _stopper(indexer: Indexer, loop: asyncio.AbstractEventLoop, signum: int) -> Any:
+    def stop() -> None:
+        if indexer.stopped_early:
+            # A second Ctrl-C means now: the default handler raises KeyboardInterrupt.
+            loop.remove_signal_handler(signum)
+            signal.raise_signal(signum)
+            return
+        err_console.print(
+            "[yellow]stopping: finishing the images already read (Ctrl-C again to abort)"
+        )
+        indexer.stop()
+
+    return stop
+
+
+@user_errors
+def index(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, directories (recursive), globs, URLs, .txt lists of "
+            "paths/URLs, or '-' to read such a list from stdin.",
+            show_default=False,
+        ),
+    ],
+    sink: Annotated[
+        Sink | None,
+        typer.Option(help="Default: es when DEEPTAG_ES_URL is set, else embedded."),
+    ] = None,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="Tag and store images already indexed again.")
+    ] = False,
+    failures: Annotated[
+        Path, typer.Option(help="Where every failure is written, one JSON object per line.")
+    ] = Path("deeptag-failures.jsonl"),
+    best: Annotated[int, typer.Option(min=1, max=100, help="Categories kept per image.")] = 5,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1024, help="Images read and classified together.")
+    ] = 32,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option("--meta", help="KEY=VALUE stored with every image (repeatable)."),
+    ] = None,
+    triton_url: Annotated[
+        str | None, typer.Option(help="Use this Triton instead of a local one.")
+    ] = None,
+) -> None:
+    """Tag images and store them in the search index; re-running skips what is done."""
+    settings = load_settings(triton_url=triton_url)
+    collect.check(sources)
+    options = IndexOptions(
+        reindex=reindex, chunk_size=batch_size, best=best, metadata=_metadata(meta or [])
+    )
+    with FailureLog(failures) as log:
+        stats, stopped = run_async(
+            _index(
+                settings,
+                sources,
+                sink.kind if sink else None,
+                options,
+                log,
+                sys.stdin if "-" in sources else None,
+            )
+        )
+    _summarise(stats, stopped, failures)
+    if stats.indexed + stats.skipped == 0:
+        raise typer.Exit(1)
+
+
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"--meta {pair!r}: expected KEY=VALUE")
+        metadata[key] = value
+    return metadata
+
+
+def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
+    head = "stopped early" if stopped else "done"
+    err_console.print(
+        f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
+        f"(already indexed), {stats.failed} failed in {stats.elapsed_s:.1f} s "
+        f"({stats.images_per_s:.1f} images/s)",
+        highlight=False,
+    )
+    if stats.failed:
+        err_console.print(f"failures and their reasons: {failures}", highlight=False)

@@ -1,0 +1,108 @@
+"""``deeptag search``: query the index by words, or by an example image."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import Sink, console, run_async, user_errors
+from orchestrator.errors import BadRequest, DocumentNotFound
+from orchestrator.pipeline import TagOptions
+from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.search.base import BackendKind, SearchBackend, SearchPage
+from orchestrator.search.factory import open_backend
+from orchestrator.search.results import page_json
+from orchestrator.settings import Settings, load_settings
+from orchestrator.sources import classify
+from orchestrator.types import ItemFailure
+
+_DOC_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+async def _embed(settings: Settings, image: str) -> list[float]:
+    with triton_for(settings) as triton:
+        async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+            (outcome,) = await session.tagger.tag(
+                [classify(image, 0)], TagOptions(best=1, with_embedding=True)
+            )
+    if isinstance(outcome, ItemFailure):
+        raise BadRequest(f"--like {image}: {outcome.error.message}")
+    assert outcome.embedding is not None
+    return [float(x) for x in outcome.embedding]
+
+
+async def _like(backend: SearchBackend, settings: Settings, like: str, size: int) -> SearchPage:
+    if _DOC_ID.match(like):
+        document = await backend.get(like)
+        if document is None:
+            raise DocumentNotFound(f"--like {like}: no indexed image has this id")
+        if document.embedding is None:
+            raise BadRequest(f"--like {like}: this image was indexed without an embedding")
+        return await backend.knn(document.embedding, k=size)
+    return await backend.knn(await _embed(settings, like), k=size)
+
+
+async def _search(
+    settings: Settings, kind: BackendKind | None, query: str | None, like: str | None, size: int
+) -> SearchPage:
+    backend = await open_backend(settings, kind)
+    try:
+        if like:
+            return await _like(backend, settings, like, size)
+        return await backend.search(query or "*", size=size)
+    finally:
+        await backend.close()
+
+
+def render(page: SearchPage) -> Table:
+    table = Table(
+        caption=f"{page.total} hit{'' if page.total == 1 else 's'} in {page.took_ms:.0f} ms",
+        show_lines=False,
+    )
+    table.add_column("score", justify="right")
+    table.add_column("image", overflow="fold")
+    table.add_column("top categories")
+    for hit in page.hits:
+        categories = ", ".join(
+            f"{c.category.split(' ', 1)[-1]} {c.score:.2f}" for c in hit.document.categories[:3]
+        )
+        table.add_row(f"{hit.score:.3f}", hit.document.uri, categories)
+    return table
+
+
+@user_errors
+def search(
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="Words or an Elasticsearch query string: espresso, '\"crash helmet\"', "
+            "'categories.score:>0.5'. Default: everything.",
+            show_default=False,
+        ),
+    ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(help="An image file, URL, or indexed id: find the images closest to it."),
+    ] = None,
+    size: Annotated[int, typer.Option(min=1, max=1000, help="How many hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the /search JSON.")] = False,
+    sink: Annotated[
+        Sink | None,
+        typer.Option(help="Default: es when DEEPTAG_ES_URL is set, else embedded."),
+    ] = None,
+) -> None:
+    """Search indexed images by words, or by similarity with --like."""
+    if query and like:
+        raise BadRequest("give a QUERY or --like, not both")
+    settings = load_settings()
+    page = run_async(_search(settings, sink.kind if sink else None, query, like, size))
+    if as_json:
+        print(json.dumps(page_json(page)))
+    elif not page.hits:
+        console.print(f"no images match {query or like!r}")
+    else:
+        console.print(render(page))

@@ -1,0 +1,188 @@
+"""Bulk indexing: a stream of sources in, documents in the search backend out.
+
+Two stages overlap: while one chunk is classified by Triton and written to the backend, the
+next is read, decoded and hashed. Queues are bounded, so memory stays flat however many images
+flow through. An image whose content hash is already indexed is skipped before inference,
+which is what makes an interrupted run resumable without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.pipeline import Tagger, TagOptions
+from orchestrator.search.base import SearchBackend
+from orchestrator.search.documents import document_from_prediction
+from orchestrator.triton.client import ModelInfo
+from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    reindex: bool = False
+    chunk_size: int = 32
+    best: int = 5
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailedImage:
+    """One line of the failure log."""
+
+    source: str
+    stage: str  # "read" (fetch/decode) or "index" (the backend refused it)
+    reason: str
+    error: str
+
+
+@dataclass
+class IndexStats:
+    indexed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.indexed + self.skipped + self.failed
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    @property
+    def images_per_s(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    fresh: list[PreparedImage]
+
+
+async def _next_chunk(
+    queue: asyncio.Queue[_Chunk | None], reader: asyncio.Task[None]
+) -> _Chunk | None:
+    """The next chunk, or None at the end; re-raises what stopped the reader."""
+    getter = asyncio.ensure_future(queue.get())
+    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    reader.result()
+    return None
+
+
+def chunked(sources: Iterable[ImageSource], size: int) -> Iterator[list[ImageSource]]:
+    chunk: list[ImageSource] = []
+    for source in sources:
+        chunk.append(source)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Indexer:
+    """Runs one bulk indexing job; ``stop()`` ends it after the chunks already read."""
+
+    def __init__(
+        self,
+        tagger: Tagger,
+        model: ModelInfo,
+        backend: SearchBackend,
+        options: IndexOptions,
+        on_failure: Callable[[FailedImage], None] = lambda _: None,
+        on_progress: Callable[[IndexStats], None] = lambda _: None,
+    ) -> None:
+        self.tagger = tagger
+        self.model = model
+        self.backend = backend
+        self.options = options
+        self.on_failure = on_failure
+        self.on_progress = on_progress
+        self.stats = IndexStats()
+        self._stopping = asyncio.Event()
+        # Content already seen in this run: the same photo twice in a folder is indexed once.
+        self._seen: set[str] = set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopped_early(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self, sources: Iterable[ImageSource]) -> IndexStats:
+        queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=2)
+        reader = asyncio.create_task(self._read(sources, queue))
+        try:
+            while (chunk := await _next_chunk(queue, reader)) is not None:
+                await self._index(chunk)
+        finally:
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            self.stats.finished = time.perf_counter()
+        return self.stats
+
+    async def _read(
+        self, sources: Iterable[ImageSource], queue: asyncio.Queue[_Chunk | None]
+    ) -> None:
+        for batch in chunked(sources, self.options.chunk_size):
+            if self._stopping.is_set():
+                break
+            await queue.put(await self._prepare(batch))
+        await queue.put(None)
+
+    async def _prepare(self, batch: list[ImageSource]) -> _Chunk:
+        prepared = await self.tagger.prepare_all(batch)
+        images: list[PreparedImage] = []
+        for item in prepared:
+            if isinstance(item, ItemFailure):
+                self._fail(FailedImage(item.source.uri, "read", item.reason, item.error.message))
+            else:
+                images.append(item)
+        already = (
+            set()
+            if self.options.reindex
+            else await self.backend.existing_ids([image.sha256 for image in images])
+        )
+        fresh = []
+        for image in images:
+            if image.sha256 in already or image.sha256 in self._seen:
+                self.stats.skipped += 1
+            else:
+                self._seen.add(image.sha256)
+                fresh.append(image)
+        self.on_progress(self.stats)
+        return _Chunk(fresh)
+
+    async def _index(self, chunk: _Chunk) -> None:
+        if not chunk.fresh:
+            return
+        options = TagOptions(best=self.options.best, with_embedding=True)
+        outcomes = await self.tagger.classify(chunk.fresh, options)
+        documents = [
+            document_from_prediction(outcome, self.model, self.options.metadata)
+            for outcome in outcomes
+            if isinstance(outcome, Prediction)
+        ]
+        async for result in self.backend.index(documents):
+            if result.ok:
+                self.stats.indexed += 1
+            else:
+                self._fail(
+                    FailedImage(result.uri, "index", "not_indexed", result.error or "not indexed")
+                )
+        self.on_progress(self.stats)
+
+    def _fail(self, failure: FailedImage) -> None:
+        self.stats.failed += 1
+        self.on_failure(failure)

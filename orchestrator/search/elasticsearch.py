@@ -1,0 +1,296 @@
+"""Elasticsearch (8.x API) as the search backend, through the official async client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import InvalidQuery, SearchBackendError
+from orchestrator.search.base import (
+    DEFAULT_QUERY_FIELDS,
+    EMBEDDING_DIMS,
+    BackendKind,
+    ImageDocument,
+    IndexResult,
+    SearchHit,
+    SearchPage,
+)
+from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+
+def index_mapping(dims: int = EMBEDDING_DIMS) -> dict[str, Any]:
+    """Field types for the document shape; user metadata is mapped dynamically."""
+    words = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
+    return {
+        "properties": {
+            "uri": words,
+            "categories": {
+                "properties": {"category": words, "score": {"type": "float"}},
+            },
+            "tags": words,
+            "embedding": {
+                "type": "dense_vector",
+                "dims": dims,
+                "index": True,
+                "similarity": "cosine",
+            },
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "model": {"type": "keyword"},
+            "indexed_at": {"type": "date"},
+        }
+    }
+
+
+#: Hits carry everything but the 1280 floats, which only kNN needs.
+_SOURCE_EXCLUDES = ["embedding"]
+
+
+class ElasticsearchBackend:
+    kind: BackendKind = "es"
+
+    def __init__(
+        self,
+        client: AsyncElasticsearch,
+        index: str,
+        *,
+        url: str,
+        chunk_size: int = 200,
+        max_retries: int = 5,
+        initial_backoff_s: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.index_name = index
+        self.url = url
+        self.chunk_size = chunk_size
+        self.max_retries = max_retries
+        self.initial_backoff_s = initial_backoff_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ElasticsearchBackend:
+        from elasticsearch import AsyncElasticsearch
+
+        assert settings.es_url is not None
+        auth: dict[str, Any] = {}
+        if settings.es_api_key is not None:
+            auth["api_key"] = settings.es_api_key.get_secret_value()
+        elif settings.es_username is not None:
+            password = settings.es_password.get_secret_value() if settings.es_password else ""
+            auth["basic_auth"] = (settings.es_username, password)
+        if settings.es_ca_certs is not None:
+            auth["ca_certs"] = str(settings.es_ca_certs)
+        client = AsyncElasticsearch(
+            settings.es_url,
+            verify_certs=settings.es_verify_certs,
+            request_timeout=settings.sink_timeout_s,
+            # The bulk helper does its own 429 backoff; these cover single calls.
+            retry_on_timeout=True,
+            max_retries=2,
+            **auth,
+        )
+        return cls(
+            client,
+            settings.es_index,
+            url=settings.es_url,
+            chunk_size=settings.es_bulk_chunk_size,
+            max_retries=settings.es_max_retries,
+        )
+
+    def _unreachable(self, error: Exception) -> SearchBackendError:
+        return SearchBackendError(
+            f"Elasticsearch at {self.url} (index {self.index_name!r}) failed: {_describe(error)}"
+        )
+
+    async def ensure_index(self) -> None:
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            if await self.client.indices.exists(index=self.index_name):
+                return
+            await self.client.indices.create(
+                index=self.index_name,
+                mappings=index_mapping(),
+                # Bare words search the same fields as in the embedded index.
+                settings={"index": {"query": {"default_field": list(DEFAULT_QUERY_FIELDS)}}},
+            )
+        except ApiError as e:
+            # Another indexer created it between our two calls: that is what we wanted.
+            if _error_type(e) == "resource_already_exists_exception":
+                return
+            raise self._unreachable(e) from e
+        except TransportError as e:
+            raise self._unreachable(e) from e
+
+    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        response = await self._call(
+            self.client.mget(index=self.index_name, ids=list(ids), source=False)
+        )
+        return {doc["_id"] for doc in response["docs"] if doc.get("found")}
+
+    async def index(self, documents: Sequence[ImageDocument]) -> AsyncIterator[IndexResult]:
+        from elasticsearch import TransportError
+        from elasticsearch.helpers import async_streaming_bulk
+
+        if not documents:
+            return
+        uris = {d.id: d.uri for d in documents}
+        actions = (
+            {"_index": self.index_name, "_id": d.id, "_source": document_to_source(d)}
+            for d in documents
+        )
+        reported: set[str] = set()
+        try:
+            async for ok, item in async_streaming_bulk(
+                self.client,
+                actions,
+                chunk_size=self.chunk_size,
+                max_retries=self.max_retries,
+                initial_backoff=self.initial_backoff_s,
+                max_backoff=60,
+                raise_on_error=False,
+                raise_on_exception=False,
+            ):
+                result = next(iter(item.values()))
+                doc_id = str(result.get("_id", ""))
+                reported.add(doc_id)
+                error = None if ok else _describe_item_error(result)
+                yield IndexResult(doc_id, uris.get(doc_id, ""), ok, error)
+        except TransportError as e:
+            # Nothing after this point reached the index: say so for each document.
+            reason = str(self._unreachable(e))
+            for doc in documents:
+                if doc.id not in reported:
+                    yield IndexResult(doc.id, doc.uri, False, reason)
+            return
+        await self._call(self.client.indices.refresh(index=self.index_name))
+
+    async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
+        from elasticsearch import BadRequestError
+
+        started = time.perf_counter()
+        query = query.strip()
+        params: dict[str, Any] = {}
+        if query in ("", "*"):
+            params["query"] = {"match_all": {}}
+        else:
+            # q= semantics, with bare words looking where the embedded index looks; lenient:
+            # a word compared with a numeric or date field is no match rather than an error.
+            params["query"] = {
+                "query_string": {
+                    "query": query,
+                    "fields": list(DEFAULT_QUERY_FIELDS),
+                    "lenient": True,
+                }
+            }
+        try:
+            response = await self._call(
+                self.client.search(
+                    index=self.index_name,
+                    size=size,
+                    from_=offset,
+                    track_total_hits=True,
+                    source_excludes=_SOURCE_EXCLUDES,
+                    **params,
+                ),
+                passthrough=(BadRequestError,),
+            )
+        except BadRequestError as e:
+            raise InvalidQuery(f"query {query!r}: {_describe(e)}") from e
+        return _page(response, started)
+
+    async def knn(
+        self, vector: Sequence[float], k: int = 10, exclude_id: str | None = None
+    ) -> SearchPage:
+        started = time.perf_counter()
+        knn: dict[str, Any] = {
+            "field": "embedding",
+            "query_vector": [float(x) for x in vector],
+            "k": k,
+            "num_candidates": max(100, 2 * k),
+        }
+        if exclude_id is not None:
+            knn["filter"] = {"bool": {"must_not": {"ids": {"values": [exclude_id]}}}}
+        response = await self._call(
+            self.client.search(
+                index=self.index_name, knn=knn, size=k, source_excludes=_SOURCE_EXCLUDES
+            )
+        )
+        page = _page(response, started)
+        # ES reports cosine as (1 + cos) / 2; give users the cosine, as the embedded index does.
+        hits = tuple(SearchHit(h.document, 2 * h.score - 1) for h in page.hits)
+        return SearchPage(len(hits), hits, page.took_ms)
+
+    async def get(self, doc_id: str) -> ImageDocument | None:
+        from elasticsearch import NotFoundError
+
+        try:
+            response = await self._call(
+                self.client.get(index=self.index_name, id=doc_id), passthrough=(NotFoundError,)
+            )
+        except NotFoundError:
+            return None
+        return document_from_source(response["_id"], response["_source"])
+
+    async def count(self) -> int:
+        response = await self._call(self.client.count(index=self.index_name))
+        return int(response["count"])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _call(self, call: Any, passthrough: tuple[type[Exception], ...] = ()) -> Any:
+        """Await an API call, turning transport and API errors into deeptag's."""
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            return await call
+        except passthrough:
+            raise
+        except (ApiError, TransportError) as e:
+            raise self._unreachable(e) from e
+
+
+def _page(response: Any, started: float) -> SearchPage:
+    hits = tuple(
+        SearchHit(document_from_source(h["_id"], h["_source"]), float(h["_score"] or 0.0))
+        for h in response["hits"]["hits"]
+    )
+    total = response["hits"]["total"]
+    count = total["value"] if isinstance(total, dict) else int(total)
+    return SearchPage(count, hits, (time.perf_counter() - started) * 1000)
+
+
+def _error_type(error: Any) -> str:
+    info = getattr(error, "info", None) or getattr(error, "body", None)
+    if isinstance(info, dict):
+        inner = info.get("error")
+        if isinstance(inner, dict):
+            return str(inner.get("type", ""))
+    return ""
+
+
+def _describe(error: Exception) -> str:
+    """One line a user can act on, from an elasticsearch-py or elastic-transport error."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        inner = body["error"]
+        causes = inner.get("root_cause") or []
+        reason = (causes[0].get("reason") if causes else None) or inner.get("reason")
+        return f"{inner.get('type', 'error')}: {reason}"
+    message = getattr(error, "message", None) or str(error)
+    return f"{type(error).__name__}: {message}"
+
+
+def _describe_item_error(result: dict[str, Any]) -> str:
+    error = result.get("error")
+    status = result.get("status")
+    if isinstance(error, dict):
+        return f"HTTP {status} {error.get('type', 'error')}: {error.get('reason', '')}"
+    return f"HTTP {status}: {error or 'not indexed'}"
