@@ -38,9 +38,9 @@ class FailureLog:
         self._file: TextIO | None = None
 
     def __enter__(self) -> FailureLog:
-        # Truncated at the start: the log describes this run; earlier failures are retried.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding="utf-8")
+        # The log describes this run (earlier failures are retried), and a run without
+        # failures leaves no file behind.
+        self.path.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -48,7 +48,9 @@ class FailureLog:
             self._file.close()
 
     def write(self, failure: FailedImage) -> None:
-        assert self._file is not None
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8")
         self._file.write(json.dumps(asdict(failure)) + "\n")
         self._file.flush()
 

@@ -1,0 +1,259 @@
+"""``deeptag index`` and ``deeptag search`` as a user runs them, against both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.settings import Settings
+from orchestrator.triton.launcher import LocalTriton, free_port
+from tests.conftest import MODEL_REPOSITORY
+from tests.search_support import mirrored_recrop, variants, with_backend
+
+pytestmark = pytest.mark.e2e
+
+DEEPTAG = [sys.executable, "-m", "orchestrator"]
+SUMMARY = re.compile(r"(\d+) indexed, (\d+) skipped \(already indexed\), (\d+) failed")
+
+
+class Deeptag:
+    """Runs the CLI against one fresh index of the chosen backend."""
+
+    def __init__(self, kind: str, triton: LocalTriton, es_url: str, data_dir: Path) -> None:
+        self.kind = kind
+        # The failure log lands in the working directory: keep it out of the checkout.
+        self.cwd = data_dir.parent
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+            "COLUMNS": "200",
+            "DEEPTAG_TRITON_URL": triton.http_url,
+            "DEEPTAG_DATA_DIR": str(data_dir),
+            "DEEPTAG_SEARCH_BACKEND": kind,
+            "DEEPTAG_ES_URL": es_url,
+            "DEEPTAG_ES_INDEX": f"deeptag-cli-{uuid.uuid4().hex[:8]}",
+        }
+        self.settings = Settings(
+            triton_url=triton.http_url,
+            model_repository=MODEL_REPOSITORY,
+            data_dir=data_dir,
+            search_backend=kind,  # type: ignore[arg-type]
+            es_url=es_url,
+            es_index=self.env["DEEPTAG_ES_INDEX"],
+        )
+
+    def run(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*DEEPTAG, *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=300,
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*DEEPTAG, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.cwd,
+            env=self.env,
+        )
+
+    def count(self) -> int:
+        try:
+            return with_backend(self.settings, lambda backend: backend.count())
+        except Exception:  # the index may not exist yet while the first run starts
+            return 0
+
+    def uris(self) -> list[str]:
+        page = with_backend(self.settings, lambda backend: backend.search("*", size=1000))
+        return [hit.document.uri for hit in page.hits]
+
+
+@pytest.fixture(params=["embedded", "es"])
+def cli(
+    request: pytest.FixtureRequest, triton: LocalTriton, elasticsearch_url: str, tmp_path: Path
+) -> Deeptag:
+    return Deeptag(request.param, triton, elasticsearch_url, tmp_path / "data")
+
+
+def summary(stderr: str) -> tuple[int, int, int]:
+    match = SUMMARY.search(stderr)
+    assert match, stderr
+    indexed, skipped, failed = (int(g) for g in match.groups())
+    return indexed, skipped, failed
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.2)
+
+
+def test_bad_files_in_a_folder_are_logged_and_the_rest_indexed(
+    cli: Deeptag, samples: dict[str, Path], bad_images: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    shutil.copy(samples["coffee"], folder / "a-coffee.png")
+    shutil.copy(bad_images["truncated"], folder / "b-truncated.jpg")
+    shutil.copy(bad_images["text"], folder / "c-notes.jpg")
+    (folder / "d-gone.jpg").symlink_to(tmp_path / "deleted.jpg")  # unreadable: dangling link
+    shutil.copy(samples["chelsea"], folder / "nested" / "e-chelsea.png")
+    failures = tmp_path / "failures.jsonl"
+
+    result = cli.run("index", str(folder), "--failures", str(failures))
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (2, 0, 3)
+    logged = {Path(r["source"]).name: r for r in map(json.loads, failures.read_text().splitlines())}
+    assert set(logged) == {"b-truncated.jpg", "c-notes.jpg", "d-gone.jpg"}
+    assert logged["b-truncated.jpg"]["reason"] == "corrupt"
+    assert logged["c-notes.jpg"]["reason"] == "not_an_image"
+    assert logged["d-gone.jpg"]["reason"] == "not_found"
+    assert all(r["error"] for r in logged.values())
+    assert sorted(Path(u).name for u in cli.uris()) == ["a-coffee.png", "e-chelsea.png"]
+
+
+def test_interrupted_run_resumes_without_duplicates(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    total = 160
+    folder = tmp_path / "many"
+    variants(list(samples.values()), total, folder)
+    first = cli.start("index", str(folder), "--batch-size", "8")
+    try:
+        wait_for(lambda: cli.count() >= 16 or first.poll() is not None)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    done_before = cli.count()
+    assert 0 < done_before < total, "the first run was not interrupted midway"
+
+    second = cli.run("index", str(folder), "--batch-size", "8")
+
+    assert second.returncode == 0, second.stderr
+    indexed, skipped, failed = summary(second.stderr)
+    assert (skipped, failed) == (done_before, 0)
+    assert indexed == total - done_before
+    uris = cli.uris()
+    assert len(uris) == len(set(uris)) == total
+
+
+def test_ctrl_c_stops_after_flushing_what_was_read(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    variants(list(samples.values()), 400, folder)
+    process = cli.start("index", str(folder), "--batch-size", "8")
+    wait_for(lambda: cli.count() >= 8 or process.poll() is not None)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stderr
+    assert "stopped early" in stderr
+    indexed, _, _ = summary(stderr)
+    assert 0 < indexed < 400
+    # What it says it indexed is exactly what is in the index: nothing lost, nothing claimed.
+    assert cli.count() == indexed
+
+
+def test_lists_globs_and_stdin_are_sources(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea", "rocket"):
+        shutil.copy(samples[name], folder / samples[name].name)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# my photos\n{folder / 'coffee.png'}\n\nphotos/chelsea.png\n")
+
+    from_list = cli.run("index", str(listing))
+    from_glob = cli.run("index", str(folder / "*.jpg"))
+    from_stdin = cli.run("index", "-", stdin=f"{folder / 'coffee.png'}\n")
+
+    assert summary(from_list.stderr) == (2, 0, 0)
+    assert summary(from_glob.stderr) == (1, 0, 0)  # rocket.jpg
+    assert summary(from_stdin.stderr) == (0, 1, 0)
+    assert cli.count() == 3
+
+
+def test_nothing_done_exits_non_zero(cli: Deeptag, bad_images: dict[str, Path]) -> None:
+    result = cli.run("index", str(bad_images["text"]))
+    assert result.returncode == 1
+    assert summary(result.stderr) == (0, 0, 1)
+    assert "failures and their reasons: deeptag-failures.jsonl" in result.stderr
+    (logged,) = (cli.cwd / "deeptag-failures.jsonl").read_text().splitlines()
+    assert json.loads(logged)["source"] == str(bad_images["text"])
+
+
+def test_a_missing_argument_fails_before_any_work(cli: Deeptag, tmp_path: Path) -> None:
+    result = cli.run("index", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nowhere'}: no such file, directory or URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_search_by_words_and_by_example(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    indexed = cli.run("index", *(str(p) for p in samples.values()))
+    assert indexed.returncode == 0, indexed.stderr
+
+    words = cli.run("search", "espresso", "--json")
+    assert words.returncode == 0, words.stderr
+    hits = json.loads(words.stdout)["hits"]
+    assert hits[0]["uri"] == str(samples["coffee"])
+    assert hits[0]["categories"][0]["category"] == "n07920052 espresso"
+
+    table = cli.run("search", '"tiger cat"')
+    assert str(samples["chelsea"]) in table.stdout
+    assert "tiger cat" in table.stdout
+
+    copy = mirrored_recrop(samples["coffee"], tmp_path / "mirrored.jpg")
+    like = cli.run("search", "--like", str(copy), "--size", "3", "--json")
+    assert like.returncode == 0, like.stderr
+    nearest = json.loads(like.stdout)["hits"]
+    assert nearest[0]["uri"] == str(samples["coffee"])
+
+    by_id = cli.run("search", "--like", nearest[0]["id"], "--json")
+    assert json.loads(by_id.stdout)["hits"][0]["id"] == nearest[0]["id"]
+
+    nothing = cli.run("search", "zzzznotathing")
+    assert nothing.returncode == 0
+    assert "no images match" in nothing.stdout
+
+    bad = cli.run("search", "categories.score:((")
+    assert bad.returncode == 1
+    assert "categories.score:((" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_unreachable_elasticsearch_is_a_clear_error(
+    triton: LocalTriton, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    cli = Deeptag("es", triton, dead, tmp_path / "data")
+    result = cli.run("index", str(samples["coffee"]))
+    assert result.returncode == 1
+    assert dead in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SUMMARY.search(result.stderr) is None  # nothing reported as indexed
