@@ -291,6 +291,10 @@ def _describe(error: Exception) -> str:
 def _describe_item_error(result: dict[str, Any]) -> str:
     error = result.get("error")
     status = result.get("status")
+    exception = result.get("exception")
+    if isinstance(exception, Exception):
+        # The whole bulk call failed (the helper was told not to raise): say why, briefly.
+        return f"HTTP {status}: {_describe(exception)}"[:500]
     if isinstance(error, dict):
         return f"HTTP {status} {error.get('type', 'error')}: {error.get('reason', '')}"
     return f"HTTP {status}: {error or 'not indexed'}"
