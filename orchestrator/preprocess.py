@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 
 import numpy as np
@@ -17,8 +18,15 @@ RESIZE_SHORT_SIDE = 256
 CROP_SIZE = 224
 
 
-def decode(image: ImageBytes, max_pixels: int) -> Image.Image:
-    """Decode to RGB, upright per EXIF, refusing images over ``max_pixels`` before decoding."""
+_ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) -> Image.Image:
+    """Decode to RGB, upright per EXIF, refusing images over ``max_pixels`` before decoding.
+
+    With ``short_side``, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) that keeps
+    its short side at least that long: a 3 MP photo decodes several times faster.
+    """
     uri = image.source.uri
     try:
         with warnings.catch_warnings():
@@ -31,6 +39,9 @@ def decode(image: ImageBytes, max_pixels: int) -> Image.Image:
                     f"{uri}: {width}x{height} is {width * height} pixels, "
                     f"over the {max_pixels} pixel limit"
                 )
+            if short_side is not None and opened.format == "JPEG":
+                scale = short_side / min(width, height)
+                opened.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             opened.load()
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{uri}: {e}") from e
@@ -60,12 +71,24 @@ def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(cropped, dtype=np.uint8)
 
 
+def upright_size(data: bytes) -> tuple[int, int]:
+    """The full-resolution size as displayed (EXIF rotations swap width and height)."""
+    with Image.open(io.BytesIO(data)) as opened:
+        width, height = opened.size
+        try:
+            orientation = opened.getexif().get(0x0112)
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+            orientation = None
+    return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
+
+
 def prepare(image: ImageBytes, max_pixels: int) -> PreparedImage:
-    rgb = decode(image, max_pixels)
+    rgb = decode(image, max_pixels, short_side=RESIZE_SHORT_SIDE)
+    width, height = upright_size(image.data)
     return PreparedImage(
         source=image.source,
         pixels=to_model_input(rgb),
-        width=rgb.width,
-        height=rgb.height,
+        width=width,
+        height=height,
         sha256=hashlib.sha256(image.data).hexdigest(),
     )

@@ -69,3 +69,23 @@ def test_sha256_identifies_the_bytes() -> None:
     second = prepare(as_input(data, "b.png"), 10**6)
     assert first.sha256 == second.sha256
     assert len(first.sha256) == 64
+
+
+def test_large_jpegs_decode_at_reduced_scale_but_report_their_full_upright_size(
+    samples: dict[str, Path],
+) -> None:
+    photo = Image.open(samples["chelsea"]).convert("RGB").resize((2400, 1580))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated by 90 degrees
+    data = encoded(photo, "JPEG", quality=92, exif=exif.tobytes())
+
+    fast = prepare(as_input(data), max_pixels=10**8)
+    reduced = decode(as_input(data), max_pixels=10**8, short_side=256)
+    full = to_model_input(decode(as_input(data), max_pixels=10**8))
+
+    assert (fast.width, fast.height) == (1580, 2400)
+    assert min(reduced.size) >= 256
+    assert max(reduced.size) < 2400  # it did decode at a reduced scale
+    # What the model sees barely differs from decoding every pixel.
+    difference = np.abs(fast.pixels.astype(int) - full.astype(int)).mean()
+    assert difference < 4
