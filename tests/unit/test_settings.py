@@ -20,3 +20,17 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEEPTAG_TRITON_PROTOCOL", "carrier-pigeon")
     with pytest.raises(ValueError, match="triton_protocol"):
         load_settings()
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from orchestrator.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [
+        f"DEEPTAG_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`DEEPTAG_{name.upper()}`" not in readme
+    ]
+    assert missing == []
