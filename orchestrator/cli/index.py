@@ -153,8 +153,11 @@ def index(
     ] = Path("deeptag-failures.jsonl"),
     best: Annotated[int, typer.Option(min=1, max=100, help="Categories kept per image.")] = 5,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=1024, help="Images read and classified together.")
-    ] = 32,
+        int | None,
+        typer.Option(
+            min=1, max=1024, help="Images read and classified together (DEEPTAG_INFER_BATCH_SIZE)."
+        ),
+    ] = None,
     meta: Annotated[
         list[str] | None,
         typer.Option("--meta", help="KEY=VALUE stored with every image (repeatable)."),
@@ -164,10 +167,13 @@ def index(
     ] = None,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
-    settings = load_settings(triton_url=triton_url)
+    settings = load_settings(triton_url=triton_url, infer_batch_size=batch_size)
     collect.check(sources)
     options = IndexOptions(
-        reindex=reindex, chunk_size=batch_size, best=best, metadata=_metadata(meta or [])
+        reindex=reindex,
+        chunk_size=settings.infer_batch_size,
+        best=best,
+        metadata=_metadata(meta or []),
     )
     with FailureLog(failures) as log:
         stats, stopped = run_async(
