@@ -23,6 +23,7 @@ class Cluster:
     def __init__(self) -> None:
         self.bulk_calls: list[list[str]] = []  # the ids each _bulk call carried
         self.throttled: set[str] = set()
+        self.authorizations: list[str | None] = []
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def overloaded_es() -> Iterator[tuple[str, Cluster]]:
             self.wfile.write(payload)
 
         def do_HEAD(self) -> None:
+            cluster.authorizations.append(self.headers.get("Authorization"))
             self._answer(200)
 
         def do_POST(self) -> None:
@@ -147,3 +149,29 @@ def test_without_retries_429s_are_failures_not_successes(
     results = bulk(url, ["good1", "good2"], max_retries=0)
     assert [r.ok for r in results] == [False, False]
     assert all("429" in (r.error or "") for r in results)
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({"es_api_key": "a2V5OnNlY3JldA=="}, "ApiKey a2V5OnNlY3JldA=="),
+        ({"es_username": "elastic", "es_password": "changeme"}, "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="),
+        ({}, None),
+    ],
+)
+def test_credentials_from_settings_reach_elasticsearch(
+    overloaded_es: tuple[str, Cluster], credentials: dict[str, str], expected: str | None
+) -> None:
+    from orchestrator.settings import Settings
+
+    url, cluster = overloaded_es
+
+    async def main() -> None:
+        backend = ElasticsearchBackend.from_settings(Settings(es_url=url, **credentials))
+        try:
+            await backend.ensure_index()
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+    assert cluster.authorizations == [expected]
