@@ -8,12 +8,6 @@
 #   docker build --target export -t deeptag-export .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-# The pyproject range allows the 9.x client, but a 9.x client sends
-# `compatible-with=9` headers that an Elasticsearch 8 server rejects (HTTP 400,
-# elastic/elasticsearch-py#2927). The compose stack runs Elasticsearch 8, so the image
-# keeps the client on 8.x; build with --build-arg ES_CLIENT='elasticsearch[async]>=9,<10'
-# for an Elasticsearch 9 server.
-ARG ES_CLIENT="elasticsearch[async]>=8.15,<9"
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS base
@@ -43,21 +37,19 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS export
-ARG ES_CLIENT
 # CPU-only torch from PyTorch's own index first (from PyPI, torch brings gigabytes of CUDA
 # wheels that an export does not need). Keep this pin equal to the `export` extra's.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 COPY --from=wheel /wheels /wheels
-RUN pip install "$(ls /wheels/deeptag-*.whl)[export]" "${ES_CLIENT}" \
+RUN pip install "$(ls /wheels/deeptag-*.whl)[export]" \
     && rm -rf /wheels
 USER deeptag
 CMD ["models", "export"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS runtime
-ARG ES_CLIENT
 COPY --from=wheel /wheels /wheels
-RUN pip install /wheels/deeptag-*.whl "${ES_CLIENT}" \
+RUN pip install /wheels/deeptag-*.whl \
     && rm -rf /wheels
 USER deeptag
 EXPOSE 8080

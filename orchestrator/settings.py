@@ -5,6 +5,7 @@ This is the only module that reads the environment; CLI options override the sam
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -108,6 +109,17 @@ class Settings(BaseSettings):
             if es_host:
                 hosts.add(es_host.lower())
         return frozenset(hosts)
+
+    @property
+    def es_authorization(self) -> str | None:
+        """The Authorization header value for the configured Elasticsearch, if any."""
+        if self.es_api_key is not None:
+            return f"ApiKey {self.es_api_key.get_secret_value()}"
+        if self.es_username is not None:
+            password = self.es_password.get_secret_value() if self.es_password else ""
+            token = base64.b64encode(f"{self.es_username}:{password}".encode()).decode()
+            return f"Basic {token}"
+        return None
 
     @property
     def resolved_search_backend(self) -> Literal["es", "embedded"]:

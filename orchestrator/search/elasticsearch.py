@@ -77,11 +77,8 @@ class ElasticsearchBackend:
 
         assert settings.es_url is not None
         auth: dict[str, Any] = {}
-        if settings.es_api_key is not None:
-            auth["api_key"] = settings.es_api_key.get_secret_value()
-        elif settings.es_username is not None:
-            password = settings.es_password.get_secret_value() if settings.es_password else ""
-            auth["basic_auth"] = (settings.es_username, password)
+        if settings.es_authorization is not None:
+            auth["headers"] = {"Authorization": settings.es_authorization}
         if settings.es_ca_certs is not None:
             auth["ca_certs"] = str(settings.es_ca_certs)
         client = AsyncElasticsearch(

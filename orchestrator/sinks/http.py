@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -23,6 +23,8 @@ class NetworkTarget:
     url: str
     method: Literal["POST", "PUT"]
     content_type: str
+    #: Sent only to the configured Elasticsearch: its credentials, never in the URL.
+    authorization: str | None = field(default=None, repr=False)
 
     @property
     def is_bulk(self) -> bool:
@@ -62,6 +64,17 @@ def normalise_ndjson(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port (default ports filled in) (pure)."""
+
+    def origin(value: str) -> tuple[str, str, int | None]:
+        parts = urlsplit(value)
+        default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+    return origin(url) == origin(other)
+
+
 def _quote(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= BODY_QUOTE_CHARS else text[:BODY_QUOTE_CHARS] + "…"
@@ -74,7 +87,10 @@ async def send(http: httpx.AsyncClient, target: NetworkTarget, body: str) -> Sin
             target.method,
             target.url,
             content=body.encode(),
-            headers={"Content-Type": target.content_type},
+            headers={
+                "Content-Type": target.content_type,
+                **({"Authorization": target.authorization} if target.authorization else {}),
+            },
         )
     except httpx.TimeoutException as e:
         raise SinkError(f"sink {target.url} timed out") from e

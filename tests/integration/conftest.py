@@ -23,6 +23,7 @@ class BackloggedHTTPServer(ThreadingHTTPServer):
 class ImageServer:
     url: str
     received: list[tuple[str, str, bytes]]  # (method, path, body) of writes, for sink tests
+    authorizations: list[str | None]  # the Authorization header of each write
 
 
 def _jpeg(path: Path) -> bytes:
@@ -43,6 +44,7 @@ def image_server(samples: dict[str, Path], bad_images: dict[str, Path]) -> Itera
     # Over the servers' 2 MB byte limit, and a real JPEG so only its size is wrong.
     files["/huge.jpg"] = ("image/jpeg", b"\xff\xd8\xff\xe0" + os.urandom(3 * 1024 * 1024))
     received: list[tuple[str, str, bytes]] = []
+    authorizations: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -67,6 +69,7 @@ def image_server(samples: dict[str, Path], bad_images: dict[str, Path]) -> Itera
         def _write(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append((self.command, self.path, body))
+            authorizations.append(self.headers.get("Authorization"))
             status = 500 if self.path.startswith("/fail") else 200
             payload = b'{"error":"sink is broken today"}' if status == 500 else b'{"accepted":true}'
             self.send_response(status)
@@ -82,7 +85,7 @@ def image_server(samples: dict[str, Path], bad_images: dict[str, Path]) -> Itera
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield ImageServer(f"http://127.0.0.1:{server.server_address[1]}", received)
+        yield ImageServer(f"http://127.0.0.1:{server.server_address[1]}", received, authorizations)
     finally:
         server.shutdown()
         server.server_close()

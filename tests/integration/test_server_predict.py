@@ -296,6 +296,36 @@ def test_rendered_bulk_body_is_ndjson_with_final_newline(
     assert all(isinstance(json.loads(line), dict) for line in lines)
 
 
+def test_pushes_to_the_configured_elasticsearch_carry_its_login_and_only_there(
+    start_deeptag: ServerFactory, image_server: ImageServer
+) -> None:
+    # The image server plays a secured Elasticsearch at DEEPTAG_ES_URL.
+    secured = start_deeptag(
+        {
+            "DEEPTAG_FETCH_ALLOW_PRIVATE": "true",
+            "DEEPTAG_ES_URL": image_server.url,
+            "DEEPTAG_ES_USERNAME": "deeptag",
+            "DEEPTAG_ES_PASSWORD": "s3cret",
+        }
+    )
+    port = image_server.url.rsplit(":", 1)[1]
+    for sink in (f"{image_server.url}/images/_doc", f"http://localhost:{port}/elsewhere"):
+        answer = predict(
+            secured,
+            {
+                "service": "imageserv",
+                "parameters": {
+                    "output": {"template": TUTORIAL_SINGLE_TEMPLATE, "network": {"url": sink}}
+                },
+                "data": [f"{image_server.url}/coffee.jpg"],
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert "s3cret" not in answer.text
+    # base64 of "deeptag:s3cret"; the other host (same port, other name) gets nothing.
+    assert image_server.authorizations[-2:] == ["Basic ZGVlcHRhZzpzM2NyZXQ=", None]
+
+
 def test_sink_failures_quote_the_sink(server: DeeptagServer, image_server: ImageServer) -> None:
     def send_to(url: str) -> httpx.Response:
         return predict(

@@ -15,7 +15,7 @@ from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
 from orchestrator.server.schemas import OutputOptions, PredictRequest, read_body
 from orchestrator.server.state import ServerState, State
-from orchestrator.sinks.http import NetworkTarget, media_type, normalise_ndjson, send
+from orchestrator.sinks.http import NetworkTarget, media_type, normalise_ndjson, same_origin, send
 from orchestrator.sources import classify_all
 from orchestrator.templates import compile_template, render
 
@@ -47,10 +47,15 @@ def _network_target(output: OutputOptions, state: ServerState) -> NetworkTarget 
     if output.network is None:
         return None
     check_sink_url(output.network.url, state.settings.sink_allowed_hosts)
+    settings = state.settings
+    # DeepDetect's tutorial pushes straight into Elasticsearch: a secured cluster gets the
+    # configured login, and only the configured cluster does.
+    to_es = settings.es_url is not None and same_origin(output.network.url, settings.es_url)
     return NetworkTarget(
         url=output.network.url,
         method=output.network.http_method,
         content_type=media_type(output.network.content_type, output.network.url),
+        authorization=settings.es_authorization if to_es else None,
     )
 
 
