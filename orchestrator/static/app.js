@@ -1,0 +1,618 @@
+// The deeptag search page: plain ES module, no framework, no build step, nothing from a CDN.
+// It speaks the same HTTP API as curl: GET/POST /search, POST /index, GET /info.
+
+const PAGE = 24; // results per request
+const MAX_K = 1000; // the server's limit on k
+const BATCH = 4; // files per POST /index
+const BATCH_BYTES = 12 * 1024 * 1024; // ...or fewer, when the files are large
+const KEY_STORE = "deeptag.apiKey";
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  form: $("search-form"),
+  q: $("q"),
+  exampleFile: $("example-file"),
+  addFiles: $("add-files"),
+  keyForm: $("key-form"),
+  keyInput: $("api-key"),
+  keyHint: $("key-hint"),
+  error: $("error"),
+  errorText: $("error-text"),
+  summary: $("summary"),
+  clear: $("clear"),
+  results: $("results"),
+  empty: $("empty"),
+  more: $("more"),
+  upload: $("upload"),
+  uploadProgress: $("upload-progress"),
+  uploadCount: $("upload-count"),
+  uploadSummary: $("upload-summary"),
+  uploadTotals: $("upload-totals"),
+  uploadFailures: $("upload-failures"),
+  drop: $("drop"),
+  forgetKey: $("forget-key"),
+};
+
+/** What the page shows: a query string, or the images most like an example. */
+const view = {
+  mode: "query", // "query" | "like"
+  q: "*",
+  like: null, // an indexed image's id, an http(s) URL or a data: URI
+  likeLabel: "", // how the summary names the example
+  likePreview: null, // an image URL for the summary
+  k: PAGE,
+  hits: [],
+  total: 0,
+  done: true,
+};
+let generation = 0; // drops answers to searches that were superseded
+let busy = false;
+
+// --- API ------------------------------------------------------------------------------------
+
+function readKey() {
+  try {
+    return localStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return "";
+  }
+}
+
+let apiKey = readKey();
+
+class ApiError extends Error {}
+class KeyNeeded extends ApiError {}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(`Cannot reach the deeptag server (${error.message}).`);
+  }
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (response.status === 401) {
+    askForKey(Boolean(apiKey));
+    throw new KeyNeeded(payload?.status?.dd_msg || "This server needs an API key.");
+  }
+  if (!response.ok) {
+    const message = payload?.status?.dd_msg || payload?.status?.msg || response.statusText;
+    throw new ApiError(`${message} (HTTP ${response.status})`);
+  }
+  if (payload === null) throw new ApiError(`The server sent no JSON (HTTP ${response.status}).`);
+  return payload;
+}
+
+/** Thumbnails of local images come from this server (with ?key=, as <img> sends no headers). */
+function thumbnailUrl(hit) {
+  const url = hit.thumbnail || "";
+  if (!url.startsWith("/")) return url; // a remote image, shown from where it lives
+  const relative = `.${url}`; // so the page also works under a path prefix
+  return apiKey ? `${relative}?key=${encodeURIComponent(apiKey)}` : relative;
+}
+
+// --- Messages ---------------------------------------------------------------------------------
+
+function showError(error) {
+  if (error instanceof KeyNeeded) return; // the key form says it
+  el.errorText.textContent = error instanceof ApiError ? error.message : String(error);
+  el.error.hidden = false;
+}
+
+function clearError() {
+  el.error.hidden = true;
+  el.errorText.textContent = "";
+}
+
+function askForKey(rejected) {
+  el.keyForm.hidden = false;
+  el.keyHint.textContent = rejected
+    ? "That key was not accepted. Enter the server's DEEPTAG_API_KEY."
+    : "Enter the server's DEEPTAG_API_KEY. It is kept in this browser only (localStorage) " +
+      "and sent as 'Authorization: Bearer'.";
+  el.keyInput.focus();
+}
+
+// --- Formatting (pure) ------------------------------------------------------------------------
+
+/** "n07920052 espresso" -> "espresso"; "n02123045 tabby, tabby cat" -> "tabby, tabby cat". */
+export function labelWords(category) {
+  return String(category).replace(/^n\d{8}\s+/, "");
+}
+
+export function shortLabel(category) {
+  return labelWords(category).split(",")[0].trim();
+}
+
+export function percent(score) {
+  const value = Number(score) * 100;
+  if (value > 0 && value < 1) return "<1%";
+  return `${Math.round(value)}%`;
+}
+
+function plural(n, word) {
+  return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function duration(ms) {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+}
+
+// --- Rendering ------------------------------------------------------------------------------
+
+function card(hit) {
+  const item = document.createElement("li");
+  item.className = "card";
+  item.dataset.id = hit.id;
+
+  const labels = (hit.categories || []).map((c) => shortLabel(c.category));
+  const frame = document.createElement("div");
+  frame.className = "thumb";
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.alt = labels.length ? labels.slice(0, 3).join(", ") : "an indexed image";
+  if (hit.width && hit.height) {
+    img.width = hit.width;
+    img.height = hit.height;
+  }
+  img.src = thumbnailUrl(hit);
+  img.addEventListener("error", () => {
+    frame.classList.add("broken");
+    frame.dataset.message = "Image unavailable";
+  });
+  frame.append(img);
+  item.append(frame);
+
+  const body = document.createElement("div");
+  body.className = "card-body";
+  const cats = document.createElement("ul");
+  cats.className = "cats";
+  cats.setAttribute("aria-label", "Top categories");
+  for (const c of (hit.categories || []).slice(0, 3)) {
+    const li = document.createElement("li");
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "chip";
+    chip.title = `${labelWords(c.category)}: search for it`;
+    const words = document.createElement("span");
+    words.className = "words";
+    words.textContent = shortLabel(c.category);
+    const score = document.createElement("span");
+    score.className = "pct";
+    score.textContent = percent(c.score);
+    chip.append(words, " ", score);
+    chip.addEventListener("click", () => searchQuery(`"${shortLabel(c.category)}"`));
+    li.append(chip);
+    cats.append(li);
+  }
+  body.append(cats);
+
+  const footer = document.createElement("div");
+  footer.className = "card-foot";
+  const like = document.createElement("button");
+  like.type = "button";
+  like.className = "more-like";
+  like.textContent = "More like this";
+  like.setAttribute("aria-label", `More like this: ${img.alt}`);
+  like.addEventListener("click", () => {
+    searchLike(hit.id, "this image", thumbnailUrl(hit));
+  });
+  footer.append(like);
+  if (view.mode === "like") {
+    const similarity = document.createElement("span");
+    similarity.className = "similarity";
+    similarity.textContent = `${percent(hit.score)} similar`;
+    footer.append(similarity);
+  }
+  body.append(footer);
+  item.append(body);
+  return item;
+}
+
+function renderSummary(page) {
+  el.summary.replaceChildren();
+  const count = document.createElement("strong");
+  if (view.mode === "like") {
+    count.textContent = plural(view.hits.length, "image");
+    el.summary.append(count, " like ");
+    if (view.likePreview) {
+      const preview = document.createElement("img");
+      preview.className = "example";
+      preview.src = view.likePreview;
+      preview.alt = view.likeLabel;
+      el.summary.append(preview, " ");
+    }
+    el.summary.append(view.likeLabel);
+  } else if (view.q === "*") {
+    count.textContent = plural(view.total, "image");
+    el.summary.append(count, " indexed");
+  } else {
+    count.textContent = plural(view.total, "image");
+    el.summary.append(count, ` match “${view.q}”`);
+  }
+  const took = document.createElement("span");
+  took.className = "took";
+  took.textContent = ` · ${duration(page.took_ms)}`;
+  el.summary.append(took);
+}
+
+function renderEmpty() {
+  const empty = view.hits.length === 0;
+  el.empty.hidden = !empty;
+  if (!empty) return;
+  if (view.mode === "like") {
+    el.empty.textContent = "No similar images found.";
+  } else if (view.q === "*") {
+    el.empty.textContent = "No images are indexed yet. Use “Add images”, or drop files here.";
+  } else {
+    el.empty.textContent = `No images match “${view.q}”. Try fewer words, or another label.`;
+  }
+}
+
+function setBusy(value) {
+  busy = value;
+  el.results.setAttribute("aria-busy", String(value));
+  el.more.disabled = value;
+  document.body.classList.toggle("busy", value);
+}
+
+// --- Searching ------------------------------------------------------------------------------
+
+async function run(append = false) {
+  const mine = ++generation;
+  clearError();
+  setBusy(true);
+  if (!append) el.summary.textContent = "Searching…";
+  try {
+    let page;
+    let fresh;
+    if (view.mode === "like") {
+      const k = append ? Math.min(view.k + PAGE, MAX_K) : PAGE;
+      page = await api("search", { method: "POST", body: { like: view.like, k } });
+      if (mine !== generation) return;
+      view.k = k;
+      fresh = append ? page.hits.slice(view.hits.length) : page.hits;
+      view.done = page.hits.length < k || k >= MAX_K;
+    } else {
+      const from = append ? view.hits.length : 0;
+      const params = new URLSearchParams({ q: view.q, size: String(PAGE), from: String(from) });
+      page = await api(`search?${params}`);
+      if (mine !== generation) return;
+      fresh = page.hits;
+      view.done = from + page.hits.length >= page.total || page.hits.length === 0;
+    }
+    view.total = page.total;
+    if (!append) {
+      view.hits = [];
+      el.results.replaceChildren();
+      window.scrollTo({ top: 0 });
+    }
+    view.hits.push(...fresh);
+    el.results.append(...fresh.map(card));
+    renderSummary(page);
+    renderEmpty();
+    el.more.hidden = view.done;
+  } catch (error) {
+    if (mine !== generation) return;
+    if (!append) {
+      el.summary.textContent = "";
+      el.results.replaceChildren();
+      view.hits = [];
+      el.empty.hidden = true;
+      el.more.hidden = true;
+    }
+    showError(error);
+  } finally {
+    if (mine === generation) setBusy(false);
+  }
+}
+
+function pushHistory(params) {
+  const next = params.toString();
+  if (next !== location.search.replace(/^\?/, "")) {
+    history.pushState(null, "", next ? `?${next}` : location.pathname);
+  }
+}
+
+function updateClear() {
+  el.clear.hidden = view.mode === "query" && view.q === "*";
+}
+
+function searchQuery(q, { record = true } = {}) {
+  const text = (q || "").trim() || "*";
+  if (/^https?:\/\/\S+$/i.test(text) || /^data:image\//i.test(text)) {
+    return searchLike(text, "this image", text, { record });
+  }
+  Object.assign(view, { mode: "query", q: text, like: null, likePreview: null });
+  el.q.value = text === "*" ? "" : text;
+  if (record) pushHistory(text === "*" ? new URLSearchParams() : new URLSearchParams({ q: text }));
+  updateClear();
+  return run(false);
+}
+
+function searchLike(like, label, preview, { record = true } = {}) {
+  Object.assign(view, { mode: "like", q: "*", like, likeLabel: label, likePreview: preview });
+  if (!like.startsWith("data:")) el.q.value = "";
+  // Data URIs are too long for the address bar; ids and URLs are shareable.
+  if (record && !like.startsWith("data:")) pushHistory(new URLSearchParams({ like }));
+  updateClear();
+  return run(false);
+}
+
+function fromLocation() {
+  const params = new URLSearchParams(location.search);
+  const like = params.get("like");
+  if (like) {
+    const preview = /^[0-9a-f]{64}$/.test(like)
+      ? thumbnailUrl({ thumbnail: `/thumbnails/${like}` })
+      : like;
+    const label = /^[0-9a-f]{64}$/.test(like) ? "this image" : like;
+    return searchLike(like, label, preview, { record: false });
+  }
+  return searchQuery(params.get("q") || "*", { record: false });
+}
+
+function readDataUri(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(new ApiError(`${file.name}: cannot read the file`));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function searchByFile(file) {
+  if (!file) return;
+  clearError();
+  let uri;
+  try {
+    uri = await readDataUri(file);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  await searchLike(uri, file.name, URL.createObjectURL(file));
+}
+
+// --- Adding images ----------------------------------------------------------------------------
+
+function batches(files) {
+  const out = [];
+  let current = [];
+  let bytes = 0;
+  for (const file of files) {
+    if (current.length && (current.length >= BATCH || bytes + file.size > BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(file);
+    bytes += file.size;
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+async function addFiles(fileList) {
+  const files = [...fileList];
+  if (!files.length) return;
+  clearError();
+  const totals = { indexed: 0, skipped: 0, failed: [] };
+  el.upload.hidden = false;
+  el.uploadSummary.hidden = true;
+  el.uploadFailures.replaceChildren();
+  el.uploadProgress.max = files.length;
+  el.uploadProgress.value = 0;
+  let done = 0;
+  const progress = () => {
+    el.uploadProgress.value = done;
+    el.uploadCount.textContent = `${done} of ${plural(files.length, "file")} processed`;
+  };
+  progress();
+  let stopped = null;
+  for (const batch of batches(files)) {
+    try {
+      const data = await Promise.all(batch.map(readDataUri));
+      const answer = await api("index", { method: "POST", body: { data } });
+      totals.indexed += answer.indexed;
+      totals.skipped += answer.skipped;
+      for (const failure of answer.failed || []) {
+        // Base64 items are named by their position in the request, as DeepDetect does.
+        const position = /^\d+$/.test(failure.uri) ? Number(failure.uri) : -1;
+        const name = batch[position]?.name ?? failure.uri;
+        totals.failed.push({ name, error: failure.error });
+      }
+    } catch (error) {
+      if (error instanceof KeyNeeded) {
+        stopped = "Stopped: the server needs an API key. Enter it above and add the rest again.";
+        break;
+      }
+      for (const file of batch) totals.failed.push({ name: file.name, error: error.message });
+    }
+    done += batch.length;
+    progress();
+  }
+  const parts = [
+    `Indexed ${totals.indexed}`,
+    `skipped ${totals.skipped} (already indexed)`,
+    `failed ${totals.failed.length}`,
+  ];
+  el.uploadTotals.textContent = `${parts.join(" · ")}.${stopped ? ` ${stopped}` : ""}`;
+  for (const failure of totals.failed) {
+    const li = document.createElement("li");
+    const name = document.createElement("strong");
+    name.textContent = failure.name;
+    li.append(name, `: ${failure.error}`);
+    el.uploadFailures.append(li);
+  }
+  el.uploadSummary.hidden = false;
+  el.uploadCount.textContent = `Done: ${done} of ${plural(files.length, "file")} processed`;
+  loadStatus();
+  if (totals.indexed && view.mode === "query") run(false);
+}
+
+// --- Status panel ----------------------------------------------------------------------------
+
+async function loadStatus() {
+  let info;
+  try {
+    info = await api("info");
+  } catch (error) {
+    $("st-triton").textContent = error instanceof KeyNeeded ? "API key needed" : "unknown";
+    return;
+  }
+  const head = info.head || {};
+  const triton = head.triton || {};
+  const ready = $("st-triton");
+  ready.textContent = triton.ready ? "ready" : "not ready";
+  ready.className = triton.ready ? "ok" : "bad";
+  ready.title = triton.url || "";
+  const model = head.model || {};
+  $("st-model").textContent = model.error
+    ? `${model.name} (${model.error})`
+    : `${model.name}/${model.version}`;
+  const search = head.search || {};
+  $("st-docs").textContent =
+    typeof search.documents === "number" ? search.documents.toLocaleString() : "unknown";
+  const names = { es: "Elasticsearch", embedded: "embedded" };
+  $("st-backend").textContent = names[search.backend] || String(search.backend);
+  $("st-backend").title = search.backend === "embedded" ? "tantivy index under the data dir" : "";
+  if (search.error) $("st-backend").title = search.error;
+  const tritonMetrics = $("st-triton-metrics");
+  if (triton.metrics_url) {
+    tritonMetrics.href = triton.metrics_url;
+    tritonMetrics.hidden = false;
+  } else {
+    tritonMetrics.hidden = true;
+  }
+  el.forgetKey.hidden = !apiKey;
+}
+
+// --- Wiring -----------------------------------------------------------------------------------
+
+function saveKey(value) {
+  apiKey = value;
+  try {
+    if (value) localStorage.setItem(KEY_STORE, value);
+    else localStorage.removeItem(KEY_STORE);
+  } catch {
+    // Private windows may refuse storage; the key then lasts as long as the page.
+  }
+}
+
+function wire() {
+  el.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    searchQuery(el.q.value);
+  });
+  el.clear.addEventListener("click", () => searchQuery("*"));
+  el.more.addEventListener("click", () => {
+    if (!busy && !view.done) run(true);
+  });
+  // Infinite scroll: the button loads the next page when it scrolls into view.
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !busy && !view.done && view.hits.length) {
+        run(true);
+      }
+    }).observe(el.more);
+  }
+  el.exampleFile.addEventListener("change", () => {
+    searchByFile(el.exampleFile.files[0]);
+    el.exampleFile.value = "";
+  });
+  el.addFiles.addEventListener("change", () => {
+    const files = [...el.addFiles.files];
+    el.addFiles.value = "";
+    addFiles(files);
+  });
+  $("upload-close").addEventListener("click", () => {
+    el.upload.hidden = true;
+  });
+  $("error-close").addEventListener("click", clearError);
+  el.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveKey(el.keyInput.value.trim());
+    el.keyInput.value = "";
+    el.keyForm.hidden = true;
+    loadStatus();
+    run(false);
+  });
+  el.forgetKey.addEventListener("click", () => {
+    saveKey("");
+    el.forgetKey.hidden = true;
+    location.reload();
+  });
+  window.addEventListener("popstate", () => fromLocation());
+  wireDrop();
+  document.addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      event.preventDefault();
+      searchByFile(file);
+    }
+  });
+}
+
+function wireDrop() {
+  let depth = 0;
+  const carriesSomething = (event) => {
+    const types = [...(event.dataTransfer?.types || [])];
+    return types.includes("Files") || types.includes("text/uri-list");
+  };
+  const hide = () => {
+    depth = 0;
+    el.drop.hidden = true;
+  };
+  document.addEventListener("dragenter", (event) => {
+    if (!carriesSomething(event)) return;
+    depth += 1;
+    el.drop.hidden = false;
+  });
+  document.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) el.drop.hidden = true;
+  });
+  document.addEventListener("dragover", (event) => {
+    if (carriesSomething(event)) event.preventDefault();
+  });
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const target = event.target.closest?.(".drop-target");
+    hide();
+    if (!target) return;
+    const files = [...(event.dataTransfer?.files || [])];
+    const url = (event.dataTransfer?.getData("text/uri-list") || "")
+      .split(/\r?\n/)
+      .find((line) => line && !line.startsWith("#"));
+    if (target.dataset.action === "add") {
+      if (files.length) addFiles(files);
+      else if (url) showError(new ApiError("Only files can be added here; use the API for URLs."));
+    } else if (files.length) {
+      searchByFile(files[0]);
+    } else if (url) {
+      searchLike(url, url, url);
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") hide();
+  });
+}
+
+wire();
+loadStatus();
+fromLocation();
