@@ -191,4 +191,5 @@ class InvalidQuery(BadRequest):
 class DocumentNotFound(DeeptagError):
     http_status = 404
     dd_code = 1006
+    dd_msg = "Not Found"
     reason = "document_not_found"

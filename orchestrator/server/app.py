@@ -41,10 +41,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_response(problem), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        problem = DeeptagError(str(error.detail))
-        body = error_response(problem)
-        body["status"].update(code=error.status_code, msg=str(error.detail))
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes, wrong methods: the client's mistake, said in its own words.
+        client_side = error.status_code < 500
+        body = {
+            "status": {
+                "code": error.status_code,
+                "msg": str(error.detail),
+                "dd_code": BadRequest.dd_code if client_side else DeeptagError.dd_code,
+                "dd_msg": f"{error.detail}: {request.method} {request.url.path}",
+            }
+        }
         return JSONResponse(body, status_code=error.status_code)
 
     @app.exception_handler(Exception)

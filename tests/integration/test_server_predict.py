@@ -452,3 +452,14 @@ def test_security_defaults(
     assert in_root["classes"][0]["cat"] == "n07920052 espresso"
     assert outside["error"]["reason"] == "refused"
     assert httpx.get(f"{secure.url}/metrics").status_code == 401
+
+
+def test_unknown_routes_answer_in_the_deepdetect_shape(server: DeeptagServer) -> None:
+    answer = httpx.get(f"{server.url}/no/such/route", timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["status"] == {
+        "code": 404,
+        "msg": "Not Found",
+        "dd_code": 1006,
+        "dd_msg": "Not Found: GET /no/such/route",
+    }
