@@ -40,6 +40,9 @@ SUMMARY = re.compile(
 def make_photo(args: tuple[int, Path]) -> int:
     """One 1-3 MP JPEG with its own bytes; returns its size in bytes."""
     i, folder = args
+    path = folder / f"photo_{i:05d}.jpg"
+    if path.exists():
+        return path.stat().st_size
     rng = np.random.default_rng(i)
     photos = sample_photos()
     image = Image.open(photos[i % len(photos)]).convert("RGB")
@@ -56,7 +59,6 @@ def make_photo(args: tuple[int, Path]) -> int:
     # Upscaled samples compress too well; sensor-like grain gives camera-like file sizes.
     pixels = np.asarray(photo, dtype=np.int16) + rng.normal(0, 4, (photo.height, photo.width, 1))
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    path = folder / f"photo_{i:05d}.jpg"
     photo.save(path, "JPEG", quality=int(rng.integers(80, 95)))
     return path.stat().st_size
 
