@@ -26,6 +26,7 @@ from orchestrator.errors import BadRequest
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
 from orchestrator.runtime import tagging_session, triton_for
 from orchestrator.search.base import BackendKind
+from orchestrator.search.documents import check_metadata_keys
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings, load_settings
 
@@ -197,6 +198,10 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise BadRequest(f"--meta {pair!r}: expected KEY=VALUE")
+        try:
+            check_metadata_keys([key])
+        except ValueError as e:
+            raise BadRequest(f"--meta {pair!r}: {e}") from e
         metadata[key] = value
     return metadata
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,23 @@ from orchestrator.types import Prediction
 RESERVED_FIELDS = frozenset(
     {"uri", "categories", "tags", "embedding", "width", "height", "model", "indexed_at"}
 )
+
+
+def check_metadata_keys(keys: Iterable[str]) -> None:
+    """Refuse metadata that would shadow a field deeptag sets, naming the keys.
+
+    Raises:
+        ValueError: some keys are empty or reserved.
+    """
+    keys = list(keys)
+    if "" in keys:
+        raise ValueError("metadata keys must not be empty")
+    taken = sorted(RESERVED_FIELDS.intersection(keys))
+    if taken:
+        raise ValueError(
+            f"metadata key(s) {', '.join(taken)} are fields deeptag sets itself "
+            f"(reserved: {', '.join(sorted(RESERVED_FIELDS))})"
+        )
 
 
 def now_iso() -> str:

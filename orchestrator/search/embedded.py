@@ -3,7 +3,9 @@
 Field names are Elasticsearch's dotted paths (``categories.category``, ``categories.score``), so
 the same ``q=`` strings work on both backends. Each document also keeps its whole JSON (as
 :func:`document_to_source` writes it, minus the embedding) and its float32 embedding as stored
-bytes; kNN is an exact cosine over all embeddings, with numpy.
+bytes; kNN is an exact cosine over all embeddings, with numpy. User metadata is indexed in one
+JSON field that the query parser falls back to for unknown field names, so ``album:paris``
+works as it does on an Elasticsearch index with dynamic mapping.
 
 tantivy allows one writer per index folder, enforced by a ``flock`` on
 ``.tantivy-writer.lock`` that the kernel releases when the holding process dies. Every
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -57,19 +60,11 @@ WRITER_THREADS = 1
 #: Stored-only fields: the document's JSON and its embedding (little-endian float32).
 SOURCE_FIELD = "_source"
 EMBEDDING_FIELD = "embedding"
+#: User metadata, indexed (and fast, for ranges) under its own keys: ``album``, ``camera.make``.
+METADATA_FIELD = "_metadata"
 
-#: Fields a query string may name (the stored-only ones are not searchable).
-SEARCHABLE_FIELDS = (
-    "id",
-    "uri",
-    "categories.category",
-    "categories.score",
-    "tags",
-    "width",
-    "height",
-    "model",
-    "indexed_at",
-)
+#: tantivy resolves an unknown field name inside the JSON field among the default fields.
+_QUERY_FIELDS = (*DEFAULT_QUERY_FIELDS, METADATA_FIELD)
 
 
 def build_schema() -> tantivy.Schema:
@@ -88,6 +83,7 @@ def build_schema() -> tantivy.Schema:
     # A raw ISO-8601 string rather than a date field: tantivy's date syntax needs a full
     # RFC 3339 timestamp, while string ranges also accept ES-style `indexed_at:>2024-05-01`.
     builder.add_text_field("indexed_at", tokenizer_name="raw", index_option="basic")
+    builder.add_json_field(METADATA_FIELD, fast=True)
     builder.add_bytes_field(SOURCE_FIELD, stored=True)
     builder.add_bytes_field(EMBEDDING_FIELD, stored=True)
     return builder.build()
@@ -253,7 +249,7 @@ class EmbeddedIndex:
         index = self._require_open()
         if query in ("", "*"):
             return tantivy.Query.all_query()
-        fields = list(DEFAULT_QUERY_FIELDS)
+        fields = list(_QUERY_FIELDS)
         try:
             return index.parse_query(query, fields)
         except ValueError as e:
@@ -261,13 +257,15 @@ class EmbeddedIndex:
         # The lenient parser says what is wrong more precisely, and turns a purely negative
         # query (`-bicycle`), which the strict one refuses, into "all but", as ES does.
         lenient, errors = index.parse_query_lenient(query, fields)
+        unknown = sorted({str(getattr(e, "field", "")) for e in errors if _names_unknown_field(e)})
+        in_metadata = _in_metadata(query, unknown)
+        if in_metadata != query:
+            # Terms on metadata resolve by themselves; ranges (`year:>2000`) need the full path.
+            return self._parse(in_metadata)
         reasons = [str(error) for error in errors if not _is_all_but_error(error)]
         if errors and not reasons:
             return lenient
-        reason = "; ".join(reasons) or strict_error
-        if any(_names_unknown_field(error) for error in errors):
-            reason += f" (searchable fields: {', '.join(SEARCHABLE_FIELDS)})"
-        raise InvalidQuery(f"query {query!r}: {reason}")
+        raise InvalidQuery(f"query {query!r}: {'; '.join(reasons) or strict_error}")
 
     def _id_query(self, doc_id: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, "id", doc_id)
@@ -314,6 +312,8 @@ class EmbeddedIndex:
         doc.add_integer("height", int(document.height))
         doc.add_text("model", document.model)
         doc.add_text("indexed_at", document.indexed_at)
+        if document.metadata:
+            doc.add_json(METADATA_FIELD, json.dumps(document.metadata, allow_nan=False))
         doc.add_bytes(SOURCE_FIELD, json.dumps(source, allow_nan=False).encode())
         if document.embedding is not None:
             doc.add_bytes(EMBEDDING_FIELD, _embedding_bytes(document.embedding, self.dims))
@@ -529,6 +529,14 @@ def _is_all_but_error(error: object) -> bool:
 
 def _names_unknown_field(error: object) -> bool:
     return type(error).__name__ == "FieldDoesNotExistError"
+
+
+def _in_metadata(query: str, names: Sequence[str]) -> str:
+    """The query with each ``name:`` (not already a path) addressed inside the metadata field."""
+    for name in names:
+        if name and not name.startswith(METADATA_FIELD):
+            query = re.sub(rf"(?<![\w.]){re.escape(name)}:", f"{METADATA_FIELD}.{name}:", query)
+    return query
 
 
 def _elapsed_ms(started: float) -> float:

@@ -9,6 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import BadRequest
+from orchestrator.search.documents import check_metadata_keys
 from orchestrator.templates import EscapeMode
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +99,12 @@ class IndexRequest(_Strict):
     data: list[str] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("metadata")
+    @classmethod
+    def _no_reserved_keys(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        check_metadata_keys(metadata)
+        return metadata
+
 
 def describe_errors(errors: Sequence[Any]) -> str:
     """pydantic's errors as one line naming each offending field (pure)."""
@@ -108,7 +115,11 @@ def describe_errors(errors: Sequence[Any]) -> str:
                 f"request body is not valid JSON: {item.get('ctx', {}).get('error', item['msg'])}"
             )
         location = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-        parts.append(f"{location or 'body'}: {item['msg']}")
+        message = item["msg"]
+        if item.get("type") == "value_error":
+            # Our own validators' messages, without pydantic's "Value error, " prefix.
+            message = str(item.get("ctx", {}).get("error", message))
+        parts.append(f"{location or 'body'}: {message}")
     return "; ".join(parts)
 
 

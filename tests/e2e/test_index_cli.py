@@ -212,6 +212,15 @@ def test_a_missing_argument_fails_before_any_work(cli: Deeptag, tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
+def test_metadata_may_not_replace_the_fields_deeptag_sets(
+    cli: Deeptag, samples: dict[str, Path]
+) -> None:
+    result = cli.run("index", str(samples["coffee"]), "--meta", "tags=holiday")
+    assert result.returncode == 1
+    assert "--meta 'tags=holiday': metadata key(s) tags are fields deeptag sets" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_search_by_words_and_by_example(
     cli: Deeptag, samples: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -182,3 +182,6 @@ def test_user_metadata_passes_through_unchanged(
     found = [hit.document for hit in page.hits if hit.document.uri == str(copy)]
     assert found
     assert found[0].metadata == metadata
+    # Metadata is searchable by its keys, words and numeric ranges alike.
+    for query in ("album:launches", "year:[1960 TO 1970] AND tags:missile"):
+        assert [hit.document.uri for hit in indexed.search(query).hits] == [str(copy)], query

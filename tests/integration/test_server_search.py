@@ -110,6 +110,14 @@ def test_bad_search_requests_say_what_is_wrong(server: DeeptagServer) -> None:
     assert unknown.status_code == 404
     assert "0" * 64 in unknown.json()["status"]["dd_msg"]
 
+    reserved = call(
+        server, "POST", "/index", json={"data": ["x"], "metadata": {"uri": "y", "album": "z"}}
+    )
+    assert reserved.status_code == 400
+    assert "metadata: metadata key(s) uri are fields" in (
+        reserved.json()["status"]["dd_msg"]
+    )
+
     outside = call(server, "POST", "/search", json={"like": "/etc/hostname"})
     assert outside.status_code == 400
     assert "/etc/hostname" in outside.json()["status"]["dd_msg"]

@@ -78,7 +78,12 @@ def make_doc(
 
 DOCS = {
     "espresso": make_doc("espresso", [ESPRESSO, COFFEE_MUG], seed=1, metadata={"album": "cafe"}),
-    "helmet": make_doc("helmet", [HELMET, TANDEM], seed=2),
+    "helmet": make_doc(
+        "helmet",
+        [HELMET, TANDEM],
+        seed=2,
+        metadata={"album": "commute", "year": 2019, "camera": {"make": "Nikon"}},
+    ),
     "moped": make_doc("moped", [MOPED, ("n03127747 crash helmet", 0.15)], seed=3),
     # No embedding: found by words, never by kNN.
     "tandem": make_doc("tandem", [(TANDEM[0], 0.8), MOUNTAIN_BIKE]),
@@ -177,6 +182,19 @@ def test_other_fields_width_model_indexed_at_and_id(indexed: Path) -> None:
     assert ids(search(indexed, "uri:moped.jpg").hits) == ["moped"]
 
 
+def test_metadata_is_searched_by_its_keys_as_on_a_dynamically_mapped_es_index(
+    indexed: Path,
+) -> None:
+    assert ids(search(indexed, "album:cafe").hits) == ["espresso"]
+    assert ids(search(indexed, "camera.make:nikon").hits) == ["helmet"]
+    assert ids(search(indexed, "year:[2000 TO 2020] AND tags:helmet").hits) == ["helmet"]
+    assert search(indexed, "year:>2020").total == 0
+    # Bare words search tags, categories and uri only, as the ES index's default_field says.
+    assert search(indexed, "cafe").total == 0
+    # A key no document has finds nothing, as in ES, rather than failing.
+    assert search(indexed, "lens:zeiss").total == 0
+
+
 @pytest.mark.parametrize("query", ["*", "", "  "])
 def test_match_all(indexed: Path, query: str) -> None:
     page = search(indexed, query, size=10)
@@ -198,7 +216,7 @@ def test_paging_gives_each_document_once_and_the_full_total(indexed: Path) -> No
     [
         ('tags:"crash', "missing delimiter"),
         ("categories.score:>abc", "float"),
-        ("camera:nikon", "searchable fields: id, uri"),
+        ("width:wide", "valid integer"),
         ("espresso AND", "Syntax Error"),
     ],
 )
