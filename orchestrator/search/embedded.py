@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 import tantivy
 
 from orchestrator.errors import (
@@ -47,9 +46,15 @@ from orchestrator.search.base import (
     SearchPage,
 )
 from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.search.vectors import (
+    Vectors,
+    embedding_bytes,
+    normalise_rows,
+    top_k,
+    unit_vector,
+)
 
 T = TypeVar("T")
-Vectors = npt.NDArray[np.float32]
 
 #: The writer's indexing memory: small enough for a laptop, large enough that a batch of a few
 #: hundred documents never spills into extra segments. tantivy needs >= 15 MB per thread.
@@ -181,7 +186,7 @@ class EmbeddedIndex:
     ) -> SearchPage:
         """The ``k`` documents whose embeddings have the highest cosine with ``vector``."""
         started = time.perf_counter()
-        query = _unit_vector(vector, self.dims)
+        query = unit_vector(vector, self.dims)
         hits = await self._run(self._knn, query, k, exclude_id) if k > 0 else ()
         return SearchPage(len(hits), hits, _elapsed_ms(started))
 
@@ -316,7 +321,7 @@ class EmbeddedIndex:
             doc.add_json(METADATA_FIELD, json.dumps(document.metadata, allow_nan=False))
         doc.add_bytes(SOURCE_FIELD, json.dumps(source, allow_nan=False).encode())
         if document.embedding is not None:
-            doc.add_bytes(EMBEDDING_FIELD, _embedding_bytes(document.embedding, self.dims))
+            doc.add_bytes(EMBEDDING_FIELD, embedding_bytes(document.embedding, self.dims))
         return doc
 
     @contextmanager
@@ -352,7 +357,7 @@ class EmbeddedIndex:
         scores = snapshot.matrix @ query
         if exclude_id in snapshot.rows:
             scores[snapshot.rows[exclude_id]] = -np.inf
-        top = _top_k(scores, k)
+        top = top_k(scores, k)
         return tuple(
             SearchHit(_from_stored(snapshot.searcher.doc(snapshot.addresses[i])), float(scores[i]))
             for i in top
@@ -386,7 +391,7 @@ class EmbeddedIndex:
             rows[str(stored.get_first("id"))] = len(rows)
             addresses.append(address)
         matrix = matrix[: len(rows)]
-        _normalise_rows(matrix)
+        normalise_rows(matrix)
         return _VectorSnapshot(generation, searcher, addresses, rows, matrix)
 
 
@@ -482,39 +487,6 @@ def _from_stored(stored: tantivy.Document, with_embedding: bool = False) -> Imag
         if embedding is not None:
             source["embedding"] = np.frombuffer(bytes(embedding), dtype="<f4").tolist()
     return document_from_source(str(stored.get_first("id")), source)
-
-
-def _embedding_bytes(embedding: Sequence[float], dims: int) -> bytes:
-    vector = np.asarray(embedding, dtype="<f4")
-    if vector.shape != (dims,):
-        raise ValueError(f"embedding has {vector.size} values, the index stores {dims}")
-    if not np.isfinite(vector).all():
-        raise ValueError("embedding contains NaN or infinite values")
-    return vector.tobytes()
-
-
-def _unit_vector(vector: Sequence[float], dims: int) -> Vectors:
-    query = np.asarray(vector, dtype=np.float32)
-    if query.shape != (dims,):
-        raise BadRequest(f"query vector has {query.size} values, the index stores {dims}")
-    norm = float(np.linalg.norm(query))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise BadRequest("query vector must be finite and not all zeros")
-    return query / norm
-
-
-def _normalise_rows(matrix: Vectors) -> None:
-    # Embeddings arrive L2-normalised; dividing again is cheap insurance. A zero row stays zero.
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    np.divide(matrix, norms, out=matrix, where=norms > 0)
-
-
-def _top_k(scores: Vectors, k: int) -> list[int]:
-    """Indices of the ``k`` highest finite scores, best first."""
-    k = min(k, scores.size)
-    candidates = np.argpartition(-scores, k - 1)[:k]
-    best = candidates[np.argsort(-scores[candidates], kind="stable")]
-    return [int(i) for i in best if np.isfinite(scores[i])]
 
 
 def _hit_count(result: tantivy.SearchResult) -> int:
