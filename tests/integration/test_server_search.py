@@ -114,9 +114,7 @@ def test_bad_search_requests_say_what_is_wrong(server: DeeptagServer) -> None:
         server, "POST", "/index", json={"data": ["x"], "metadata": {"uri": "y", "album": "z"}}
     )
     assert reserved.status_code == 400
-    assert "metadata: metadata key(s) uri are fields" in (
-        reserved.json()["status"]["dd_msg"]
-    )
+    assert "metadata: metadata key(s) uri are fields" in (reserved.json()["status"]["dd_msg"])
 
     outside = call(server, "POST", "/search", json={"like": "/etc/hostname"})
     assert outside.status_code == 400
@@ -146,8 +144,8 @@ def test_index_isolates_bad_items_and_keeps_uploads(
     assert failure["uri"] == str(sample_dir() / "no-such-photo.jpg")
     assert "no-such-photo.jpg" in failure["error"]
     hit = call(server, "POST", "/search", json={"like": body["ids"][0], "k": 1}).json()["hits"][0]
-    # The upload is kept under the data directory, named by its content.
-    assert hit["uri"].endswith(f"uploads/{body['ids'][0]}.img")
+    # The upload is kept under the data directory, named by its content and format.
+    assert hit["uri"].endswith(f"uploads/{body['ids'][0]}.jpg")
     assert Path(hit["uri"]).read_bytes() == copy.read_bytes()
 
 

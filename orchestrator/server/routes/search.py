@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from dataclasses import replace
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from PIL import Image
 
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
@@ -68,10 +70,23 @@ async def search_post(request: Request, state: State) -> dict[str, Any]:
 
 def _store_upload(prediction: Prediction, data: bytes, uploads: Path) -> str:
     uploads.mkdir(parents=True, exist_ok=True)
-    target = uploads / f"{prediction.sha256}.img"
+    target = uploads / f"{prediction.sha256}{_extension_of(data)}"
     if not target.exists():
         target.write_bytes(data)
     return str(target)
+
+
+#: Extensions for the formats people upload; anything else Pillow reads is kept as ``.img``.
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+def _extension_of(data: bytes) -> str:
+    """The usual extension of the image's format, so a kept upload opens anywhere."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _EXTENSIONS.get(image.format or "", ".img")
+    except (OSError, ValueError):
+        return ".img"
 
 
 @router.post("/index")
