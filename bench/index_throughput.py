@@ -99,8 +99,12 @@ def start_noida(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("noida-db did not start: " + (data_dir / "noida.log").read_text())
 
 
-def run_index(folder: Path, env: dict[str, str], workdir: Path) -> tuple[str, float]:
-    """Runs `deeptag index`; returns its stderr and peak RSS in MB."""
+def run_index(folder: Path, env: dict[str, str], workdir: Path) -> tuple[str, float, float]:
+    """Runs `deeptag index`; returns its stderr, peak RSS and peak anonymous RSS in MB.
+
+    Anonymous memory (heap, buffers) is what would grow with the number of images; the rest of
+    RSS is file pages mapped by tantivy, which the kernel can drop at any time.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "index", str(folder)],
         stdout=subprocess.DEVNULL,
@@ -108,12 +112,22 @@ def run_index(folder: Path, env: dict[str, str], workdir: Path) -> tuple[str, fl
         cwd=workdir,
         env=env,
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    peak_anon_kb = 0
+    status_file = Path(f"/proc/{process.pid}/status")
+    # wait4 rather than poll(): it reaps the child and returns its rusage in one call.
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        match = re.search(r"RssAnon:\s+(\d+)", status_file.read_text())
+        if match:
+            peak_anon_kb = max(peak_anon_kb, int(match.group(1)))
+        time.sleep(0.1)
     process.returncode = os.waitstatus_to_exitcode(status)
     stderr = (workdir / "index.log").read_text()
     if process.returncode != 0:
         raise SystemExit(f"deeptag index failed:\n{stderr}")
-    return stderr, usage.ru_maxrss / 1024  # kB on Linux
+    return stderr, usage.ru_maxrss / 1024, peak_anon_kb / 1024  # kB on Linux
 
 
 def triton_rss_mb(triton: LocalTriton) -> float:
@@ -162,6 +176,7 @@ def main() -> None:
         for column in ("backend", "images", "indexed", "failed", "seconds", "images/s"):
             table.add_column(column, justify="right")
         table.add_column("peak RSS (indexer)", justify="right")
+        table.add_column("of it anonymous", justify="right")
         table.add_column("Triton RSS after", justify="right")
         try:
             with LocalTriton(REPO / "model_repository", work / "triton", ports) as triton:
@@ -177,7 +192,7 @@ def main() -> None:
                             "DEEPTAG_ES_URL": es_url,
                             "DEEPTAG_ES_INDEX": f"bench-{uuid.uuid4().hex[:8]}",
                         }
-                        stderr, peak_mb = run_index(folder, env, run_dir)
+                        stderr, peak_mb, peak_anon_mb = run_index(folder, env, run_dir)
                         match = SUMMARY.search(stderr)
                         assert match, stderr
                         indexed, _, failed, seconds = match.groups()
@@ -189,6 +204,7 @@ def main() -> None:
                             seconds,
                             f"{int(indexed) / float(seconds):.1f}",
                             f"{peak_mb:.0f} MB",
+                            f"{peak_anon_mb:.0f} MB",
                             f"{triton_rss_mb(triton):.0f} MB",
                         )
                         console.print(

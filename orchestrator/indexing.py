@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ from orchestrator.search.base import SearchBackend
 from orchestrator.search.documents import document_from_prediction
 from orchestrator.triton.client import ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
+
+#: Chunks read ahead while one is classified and written.
+QUEUED_CHUNKS = 2
+#: Chunks whose images passed the duplicate check but may not be committed yet: the queued ones,
+#: the one being written, and one more for margin. Older ones the backend itself reports as
+#: existing, so remembering only these keeps memory flat over millions of images.
+_UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 2
 
 
 @dataclass(frozen=True)
@@ -109,8 +117,8 @@ class Indexer:
         self.on_progress = on_progress
         self.stats = IndexStats()
         self._stopping = asyncio.Event()
-        # Content already seen in this run: the same photo twice in a folder is indexed once.
-        self._seen: set[str] = set()
+        # Ids on their way to the backend: the same photo twice in a folder is indexed once.
+        self._uncommitted: deque[frozenset[str]] = deque(maxlen=_UNCOMMITTED_CHUNKS)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -120,7 +128,7 @@ class Indexer:
         return self._stopping.is_set()
 
     async def run(self, sources: Iterable[ImageSource]) -> IndexStats:
-        queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=2)
+        queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
         reader = asyncio.create_task(self._read(sources, queue))
         try:
             while (chunk := await _next_chunk(queue, reader)) is not None:
@@ -154,15 +162,18 @@ class Indexer:
             if self.options.reindex
             else await self.backend.existing_ids([image.sha256 for image in images])
         )
-        fresh = []
+        fresh: dict[str, PreparedImage] = {}
         for image in images:
-            if image.sha256 in already or image.sha256 in self._seen:
+            if image.sha256 in already or image.sha256 in fresh or self._in_flight(image.sha256):
                 self.stats.skipped += 1
             else:
-                self._seen.add(image.sha256)
-                fresh.append(image)
+                fresh[image.sha256] = image
+        self._uncommitted.append(frozenset(fresh))
         self.on_progress(self.stats)
-        return _Chunk(fresh)
+        return _Chunk(list(fresh.values()))
+
+    def _in_flight(self, doc_id: str) -> bool:
+        return any(doc_id in ids for ids in self._uncommitted)
 
     async def _index(self, chunk: _Chunk) -> None:
         if not chunk.fresh:

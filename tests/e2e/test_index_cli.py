@@ -196,6 +196,22 @@ def test_lists_globs_and_stdin_are_sources(
     assert cli.count() == 3
 
 
+def test_a_photo_seen_again_much_later_in_the_run_is_indexed_once(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    shutil.copy(samples["coffee"], tmp_path / "first.png")
+    first_variant = variants(list(samples.values()), 8, folder)[0]
+    # One image per chunk. This copy follows its original at once, before it can be committed:
+    # the run's memory of images in flight knows it.
+    shutil.copy(first_variant, folder / "img_00000-again.jpg")
+    # This one comes long after its original was committed: the backend knows it.
+    shutil.copy(samples["coffee"], folder / "zz-coffee-again.png")
+    result = cli.run("index", str(tmp_path / "first.png"), str(folder), "--batch-size", "1")
+    assert summary(result.stderr) == (9, 2, 0)
+    assert cli.count() == 9
+
+
 def test_nothing_done_exits_non_zero(cli: Deeptag, bad_images: dict[str, Path]) -> None:
     result = cli.run("index", str(bad_images["text"]))
     assert result.returncode == 1
