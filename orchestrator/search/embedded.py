@@ -249,8 +249,11 @@ class EmbeddedIndex:
         )
         return _hit_count(result), hits
 
-    def _parse(self, query: str) -> tantivy.Query:
-        """ES ``q=`` semantics on tantivy's query parser, which shares most of its syntax."""
+    def _parse(self, query: str, as_typed: str | None = None) -> tantivy.Query:
+        """ES ``q=`` semantics on tantivy's query parser, which shares most of its syntax.
+
+        ``as_typed`` is the user's query when ``query`` is a rewrite of it, for error messages.
+        """
         index = self._require_open()
         if query in ("", "*"):
             return tantivy.Query.all_query()
@@ -263,14 +266,19 @@ class EmbeddedIndex:
         # query (`-bicycle`), which the strict one refuses, into "all but", as ES does.
         lenient, errors = index.parse_query_lenient(query, fields)
         unknown = sorted({str(getattr(e, "field", "")) for e in errors if _names_unknown_field(e)})
-        in_metadata = _in_metadata(query, unknown)
-        if in_metadata != query:
+        reasons = [
+            str(error)
+            for error in errors
+            if not _is_all_but_error(error) and not _names_unknown_field(error)
+        ]
+        if not reasons and _in_metadata(query, unknown) != query:
             # Terms on metadata resolve by themselves; ranges (`year:>2000`) need the full path.
-            return self._parse(in_metadata)
-        reasons = [str(error) for error in errors if not _is_all_but_error(error)]
+            return self._parse(_in_metadata(query, unknown), as_typed=query)
+        if not reasons:
+            reasons = [str(error) for error in errors if _names_unknown_field(error)]
         if errors and not reasons:
             return lenient
-        raise InvalidQuery(f"query {query!r}: {'; '.join(reasons) or strict_error}")
+        raise InvalidQuery(f"query {as_typed or query!r}: {'; '.join(reasons) or strict_error}")
 
     def _id_query(self, doc_id: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, "id", doc_id)

@@ -217,6 +217,8 @@ def test_paging_gives_each_document_once_and_the_full_total(indexed: Path) -> No
         ('tags:"crash', "missing delimiter"),
         ("categories.score:>abc", "float"),
         ("width:wide", "valid integer"),
+        # On a metadata key the position still counts in the query as typed.
+        ("year:[1 TO", "missing range delimiter at position 10"),
         ("espresso AND", "Syntax Error"),
     ],
 )
