@@ -23,6 +23,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "categories": [{"category": c.category, "score": c.score} for c in document.categories],
         "width": document.width,
         "height": document.height,
+        "metadata": dict(document.metadata),
         "thumbnail": thumbnail_url(document),
     }
 

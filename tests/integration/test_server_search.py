@@ -147,6 +147,7 @@ def test_index_isolates_bad_items_and_keeps_uploads(
     # The upload is kept under the data directory, named by its content and format.
     assert hit["uri"].endswith(f"uploads/{body['ids'][0]}.jpg")
     assert Path(hit["uri"]).read_bytes() == copy.read_bytes()
+    assert hit["metadata"] == {"by": "test"}
 
 
 def test_info_reports_the_backend_and_its_size(server: DeeptagServer) -> None:
