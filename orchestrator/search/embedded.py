@@ -265,17 +265,14 @@ class EmbeddedIndex:
         # The lenient parser says what is wrong more precisely, and turns a purely negative
         # query (`-bicycle`), which the strict one refuses, into "all but", as ES does.
         lenient, errors = index.parse_query_lenient(query, fields)
-        unknown = sorted({str(getattr(e, "field", "")) for e in errors if _names_unknown_field(e)})
-        reasons = [
-            str(error)
-            for error in errors
-            if not _is_all_but_error(error) and not _names_unknown_field(error)
-        ]
-        if not reasons and _in_metadata(query, unknown) != query:
-            # Terms on metadata resolve by themselves; ranges (`year:>2000`) need the full path.
-            return self._parse(_in_metadata(query, unknown), as_typed=query)
+        unknown = [error for error in errors if _names_unknown_field(error)]
+        reasons = [str(e) for e in errors if not _is_all_but_error(e) and e not in unknown]
         if not reasons:
-            reasons = [str(error) for error in errors if _names_unknown_field(error)]
+            rewritten = _in_metadata(query, sorted({str(getattr(e, "field", "")) for e in unknown}))
+            if rewritten != query:
+                # Terms on metadata resolve by themselves; ranges (`year:>2000`) need the path.
+                return self._parse(rewritten, as_typed=query)
+            reasons = [str(error) for error in unknown]
         if errors and not reasons:
             return lenient
         raise InvalidQuery(f"query {as_typed or query!r}: {'; '.join(reasons) or strict_error}")
@@ -325,9 +322,10 @@ class EmbeddedIndex:
         doc.add_integer("height", int(document.height))
         doc.add_text("model", document.model)
         doc.add_text("indexed_at", document.indexed_at)
-        if document.metadata:
-            doc.add_json(METADATA_FIELD, json.dumps(document.metadata, allow_nan=False))
+        # Serialising the source first refuses metadata JSON cannot hold (NaN, objects).
         doc.add_bytes(SOURCE_FIELD, json.dumps(source, allow_nan=False).encode())
+        if document.metadata:
+            doc.add_json(METADATA_FIELD, dict(document.metadata))
         if document.embedding is not None:
             doc.add_bytes(EMBEDDING_FIELD, embedding_bytes(document.embedding, self.dims))
         return doc

@@ -257,6 +257,14 @@ def test_a_bad_document_fails_alone(folder: Path) -> None:
     assert run(lambda b: b.count(), folder) == 1
 
 
+def test_metadata_json_cannot_hold_fails_its_document_alone(folder: Path) -> None:
+    not_a_number = dataclasses.replace(DOCS["moped"], metadata={"exposure": float("nan")})
+    results = run(lambda b: index_all(b, [not_a_number, DOCS["espresso"]]), folder)
+    assert [(r.id, r.ok) for r in results] == [("moped", False), ("espresso", True)]
+    assert "not JSON compliant" in (results[0].error or "")
+    assert ids(search(folder, "*").hits) == ["espresso"]
+
+
 def test_existing_ids(indexed: Path) -> None:
     asked = ["moped", "nope", "espresso", "moped"]
     assert run(lambda b: b.existing_ids(asked), indexed) == {"moped", "espresso"}
