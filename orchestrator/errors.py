@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: The most of an input (a path, a URL) an error message quotes; inputs can be megabytes.
+INPUT_QUOTE_CHARS = 80
+
+
+def quote_input(text: str, limit: int = INPUT_QUOTE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut (pure)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class DeeptagError(Exception):
     """Base of every error deeptag raises on purpose."""
@@ -86,6 +94,13 @@ class SinkError(DeeptagError):
     dd_code = 1009
     dd_msg = "Output Connector Network Error"
     reason = "sink"
+
+
+class SinkTimeout(SinkError):
+    """The sink did not answer within ``DEEPTAG_SINK_TIMEOUT_S``: a gateway timeout."""
+
+    http_status = 504
+    reason = "sink_timeout"
 
 
 # --- Per-image problems: they become one prediction's ``error``, never the whole call's ---

@@ -17,27 +17,12 @@ from orchestrator.errors import (
     NotAnImage,
     SourceNotFound,
     SourceRefused,
+    quote_input,
 )
-from orchestrator.sources import decode_base64
+from orchestrator.sources import decode_base64, looks_like_image, name_of
 from orchestrator.types import ImageBytes, ImageSource, SourceKind
 
 USER_AGENT = "deeptag/0.1 (+image tagging; https://pypi.org/project/deeptag/)"
-
-# Magic numbers of the formats Pillow decodes here; anything else is refused before decoding.
-_SIGNATURES: tuple[tuple[int, bytes], ...] = (
-    (0, b"\xff\xd8\xff"),  # JPEG
-    (0, b"\x89PNG\r\n\x1a\n"),
-    (0, b"GIF87a"),
-    (0, b"GIF89a"),
-    (0, b"BM"),
-    (0, b"II*\x00"),  # TIFF little-endian
-    (0, b"MM\x00*"),  # TIFF big-endian
-    (8, b"WEBP"),
-)
-
-
-def looks_like_image(data: bytes) -> bool:
-    return any(data[offset : offset + len(sig)] == sig for offset, sig in _SIGNATURES)
 
 
 @dataclass(frozen=True)
@@ -66,10 +51,10 @@ class SourceReader:
             else:
                 data = self._read_base64(source)
         if not data:
-            raise NotAnImage(f"{source.uri}: empty content, not an image")
+            raise NotAnImage(f"{name_of(source)}: empty content, not an image")
         if not looks_like_image(data):
             raise NotAnImage(
-                f"{source.uri}: content is not an image (JPEG, PNG, GIF, BMP, TIFF or WebP); "
+                f"{name_of(source)}: content is not an image (JPEG, PNG, GIF, BMP, TIFF or WebP); "
                 f"it starts with {data[:12]!r}"
             )
         return ImageBytes(source=source, data=data)
@@ -77,42 +62,45 @@ class SourceReader:
     def _read_base64(self, source: ImageSource) -> bytes:
         if len(source.location) * 3 // 4 > self.policy.max_bytes:
             raise ImageTooLarge(
-                f"base64 input {source.uri}: over the {self.policy.max_bytes} byte limit"
+                f"base64 input {name_of(source)}: over the {self.policy.max_bytes} byte limit"
             )
         try:
             return decode_base64(source.location)
         except ValueError as e:
-            raise NotAnImage(f"base64 input {source.uri}: {e}") from e
+            raise NotAnImage(f"base64 input {name_of(source)}: {e}") from e
 
     def _read_path(self, location: str) -> bytes:
         path = Path(location).expanduser()
+        # Only the name goes into errors: a path can be thousands of characters.
+        name = quote_input(location)
         if self.policy.path_roots is not None:
             resolved = path.resolve()
             if not any(resolved.is_relative_to(root.resolve()) for root in self.policy.path_roots):
                 raise SourceRefused(
-                    f"{location}: local paths are only read under the configured image roots "
+                    f"{name}: local paths are only read under the configured image roots "
                     "(DEEPTAG_IMAGE_ROOTS)"
                 )
         try:
             size = path.stat().st_size
             if not path.is_file():
-                raise SourceNotFound(f"{location}: not a file")
+                raise SourceNotFound(f"{name}: not a file")
             if size > self.policy.max_bytes:
                 raise ImageTooLarge(
-                    f"{location}: {size} bytes, over the {self.policy.max_bytes} byte limit"
+                    f"{name}: {size} bytes, over the {self.policy.max_bytes} byte limit"
                 )
             return path.read_bytes()
         except FileNotFoundError as e:
-            raise SourceNotFound(f"{location}: no such file") from e
+            raise SourceNotFound(f"{name}: no such file") from e
         except PermissionError as e:
-            raise SourceRefused(f"{location}: permission denied") from e
+            raise SourceRefused(f"{name}: permission denied") from e
         except IsADirectoryError as e:
-            raise SourceNotFound(f"{location}: is a directory") from e
+            raise SourceNotFound(f"{name}: is a directory") from e
         except OSError as e:
-            raise FetchFailed(f"{location}: cannot read: {e.strerror or e}") from e
+            raise FetchFailed(f"{name}: cannot read: {e.strerror or e}") from e
 
-    async def _read_url(self, url: str) -> bytes:
-        current = url
+    async def _read_url(self, location: str) -> bytes:
+        current = location
+        url = quote_input(location)  # how errors name it
         # Redirects are followed by hand so every hop's address is checked, not just the first.
         for _ in range(self.policy.max_redirects + 1):
             await netguard.check_fetch_url(current, self.policy.allow_private)
@@ -136,10 +124,11 @@ class SourceReader:
             except httpx.TimeoutException as e:
                 raise FetchFailed(f"{url}: timed out") from e
             except httpx.HTTPError as e:
-                raise FetchFailed(f"{url}: {type(e).__name__}: {e}") from e
+                raise FetchFailed(f"{url}: {type(e).__name__}: {quote_input(str(e))}") from e
         raise FetchFailed(f"{url}: more than {self.policy.max_redirects} redirects")
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
+        """Read at most the byte limit of ``response``; ``url`` names it in errors."""
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
             raise ImageTooLarge(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from orchestrator.errors import FetchFailed, SinkNotAllowed, SourceRefused
+from orchestrator.errors import FetchFailed, SinkNotAllowed, SourceRefused, quote_input
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,29 +44,51 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
+def _split(url: str) -> tuple[SplitResult, int | None] | None:
+    """The parts and port of ``url``, or None when it cannot be parsed (a bad port, "[")."""
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError:
+        return None
+
+
 async def check_fetch_url(url: str, allow_private: bool) -> None:
     """Raise SourceRefused unless every address ``url``'s host resolves to may be fetched."""
-    parts = urlsplit(url)
+    name = quote_input(url)
+    split = _split(url)
+    if split is None:
+        raise SourceRefused(f"{name}: not a valid URL")
+    parts, explicit_port = split
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SourceRefused(f"{url}: only http and https URLs can be fetched")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+        raise SourceRefused(f"{name}: only http and https URLs can be fetched")
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = await resolve(parts.hostname, port)
-    except OSError as e:
-        raise FetchFailed(f"{url}: cannot resolve host '{parts.hostname}': {e}") from e
+    # UnicodeError: a host name IDNA cannot encode (a label over 63 characters).
+    except (OSError, UnicodeError) as e:
+        raise FetchFailed(
+            f"{name}: cannot resolve host '{quote_input(parts.hostname)}': {e}"
+        ) from e
     for address in addresses:
         why = refusal(address, allow_private)
         if why:
-            raise SourceRefused(f"{url}: refused, host '{parts.hostname}' is {why} ({address})")
+            raise SourceRefused(
+                f"{name}: refused, host '{quote_input(parts.hostname)}' is {why} ({address})"
+            )
 
 
 def check_sink_url(url: str, allowed_hosts: frozenset[str]) -> None:
     """Raise SinkNotAllowed unless ``url`` is http(s) to an allow-listed host (pure)."""
-    parts = urlsplit(url)
+    name = quote_input(url)
+    split = _split(url)
+    if split is None:
+        raise SinkNotAllowed(f"output.network.url '{name}' is not a valid URL")
+    parts = split[0]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SinkNotAllowed(f"output.network.url '{url}' must be an http or https URL")
+        raise SinkNotAllowed(f"output.network.url '{name}' must be an http or https URL")
     if parts.hostname.lower() not in allowed_hosts:
         raise SinkNotAllowed(
-            f"output.network.url '{url}': host '{parts.hostname}' is not in the sink allow-list "
-            "(DEEPTAG_SINK_ALLOW)"
+            f"output.network.url '{name}': host '{quote_input(parts.hostname)}' is not in the "
+            "sink allow-list (DEEPTAG_SINK_ALLOW)"
         )

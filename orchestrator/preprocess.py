@@ -12,6 +12,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from orchestrator.errors import CorruptImage, ImageTooLarge, NotAnImage
+from orchestrator.sources import name_of
 from orchestrator.types import ImageBytes, PreparedImage
 
 RESIZE_SHORT_SIDE = 256
@@ -27,7 +28,7 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
     With ``short_side``, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) that keeps
     its short side at least that long: a 3 MP photo decodes several times faster.
     """
-    uri = image.source.uri
+    uri = name_of(image.source)  # data[3] for base64, never a megabyte of it
     try:
         with warnings.catch_warnings():
             # The pixel limit is ours to enforce (below), with an error that names the input.

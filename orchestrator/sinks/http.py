@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from orchestrator.errors import SinkError, TemplateError
+from orchestrator.errors import SinkError, SinkTimeout, TemplateError, quote_input
 
 BODY_QUOTE_CHARS = 300
 # A template written for DeepDetect's bulk example may leave a stray closing brace after the
@@ -81,7 +81,12 @@ def _quote(text: str) -> str:
 
 
 async def send(http: httpx.AsyncClient, target: NetworkTarget, body: str) -> SinkAnswer:
-    """Deliver ``body``; any failure or non-2xx answer is a SinkError quoting the sink."""
+    """Deliver ``body``; any failure or non-2xx answer is a SinkError quoting the sink.
+
+    No answer in time is a :class:`SinkTimeout` (504): the sink may still be working on it,
+    unlike a refused connection or a bad answer (502).
+    """
+    name = quote_input(target.url)
     try:
         response = await http.request(
             target.method,
@@ -93,12 +98,16 @@ async def send(http: httpx.AsyncClient, target: NetworkTarget, body: str) -> Sin
             },
         )
     except httpx.TimeoutException as e:
-        raise SinkError(f"sink {target.url} timed out") from e
+        timeout = http.timeout.read
+        within = f" within {timeout:g}s (DEEPTAG_SINK_TIMEOUT_S)" if timeout else ""
+        raise SinkTimeout(f"sink {name} did not answer{within}") from e
     except httpx.HTTPError as e:
-        raise SinkError(f"sink {target.url} is unreachable: {type(e).__name__}: {e}") from e
+        raise SinkError(
+            f"sink {name} is unreachable: {type(e).__name__}: {quote_input(str(e))}"
+        ) from e
     if response.status_code >= 400:
         raise SinkError(
-            f"sink {target.url} answered {response.status_code} {response.reason_phrase}: "
+            f"sink {name} answered {response.status_code} {response.reason_phrase}: "
             f"{_quote(response.text)}"
         )
     try:

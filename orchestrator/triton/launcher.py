@@ -75,7 +75,14 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, purpose: str) -> None:
+    """Raise PortInUse when something listens on ``port``.
+
+    The port is tried as tritonserver binds it, with ``SO_REUSEADDR``: without it, the
+    connections a crashed server left in TIME_WAIT refuse the bind for about a minute,
+    though nothing listens and the server itself would start.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError as e:
