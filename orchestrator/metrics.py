@@ -5,11 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 STAGES = ("fetch", "decode", "infer", "render", "sink")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+#: ``(stage, start, end)`` of every timed stage of the current call, for per-call figures (a
+#: service's statistics); tasks the call spawns share the list. None outside such a call.
+stage_spans: ContextVar[list[tuple[str, float, float]] | None] = ContextVar(
+    "stage_spans", default=None
+)
 
 
 class Metrics:
@@ -56,4 +63,8 @@ class Metrics:
         try:
             yield
         finally:
-            self.stage_seconds.labels(stage=stage).observe(time.perf_counter() - start)
+            end = time.perf_counter()
+            self.stage_seconds.labels(stage=stage).observe(end - start)
+            spans = stage_spans.get()
+            if spans is not None:
+                spans.append((stage, start, end))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.search.base import ImageDocument, SearchHit, SearchPage
+from orchestrator.search.hybrid import ModePage
 
 
 def thumbnail_url(document: ImageDocument) -> str:
-    """Remote images are shown from where they live; local ones through /thumbnails."""
-    if document.uri.startswith(("http://", "https://")):
-        return document.uri
+    """Every image, local or remote, through /thumbnails: the server fetches and caches it."""
     return f"/thumbnails/{document.id}"
 
 
@@ -21,6 +20,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "uri": document.uri,
         "score": round(hit.score, 6),
         "categories": [{"category": c.category, "score": c.score} for c in document.categories],
+        "concepts": [{"concept": c.concept, "score": c.score} for c in document.concepts],
         "width": document.width,
         "height": document.height,
         "metadata": dict(document.metadata),
@@ -34,3 +34,12 @@ def page_json(page: SearchPage) -> dict[str, Any]:
         "took_ms": round(page.took_ms, 3),
         "hits": [hit_json(hit) for hit in page.hits],
     }
+
+
+def mode_page_json(result: ModePage) -> dict[str, Any]:
+    """A page with the mode that ran (``hybrid``, ``words`` or ``semantic``) and any notice."""
+    body = page_json(result.page)
+    body["mode"] = result.mode
+    if result.notice:
+        body["notice"] = result.notice
+    return body

@@ -375,7 +375,11 @@ def test_services_lifecycle_and_stats(server: DeeptagServer, image_server: Image
     assert names == ["imageserv", "tagger"]
     assert httpx.delete(f"{server.url}/services/tagger").status_code == 200
     assert httpx.get(f"{server.url}/services/tagger").status_code == 404
-    wrong = httpx.put(f"{server.url}/services/bad", json={"parameters": {"mllib": {"nclasses": 2}}})
+    # Without model.name, nclasses 2 asks for a trainable service (tests/integration/test_train.py).
+    wrong = httpx.put(
+        f"{server.url}/services/bad",
+        json={"parameters": {"mllib": {"nclasses": 2}}, "model": {"name": "efficientnet_lite0"}},
+    )
     assert wrong.status_code == 400
     assert "nclasses is 2" in wrong.json()["status"]["dd_msg"]
     missing = httpx.put(f"{server.url}/services/bad", json={"model": {"name": "resnet_9000"}})

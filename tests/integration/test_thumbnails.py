@@ -1,29 +1,40 @@
-"""``/thumbnails/{id}``, ``/`` and ``/static/...`` of a real ``deeptag serve`` (no browser).
+"""``/thumbnails/{id}``, ``/images/{id}``, ``/`` and ``/static/...`` of a real ``deeptag serve``
+(no browser).
 
-One server for the module, with an API key, so the key checks and everything else share it.
+One server for the module, with an API key and no DEEPTAG_IMAGE_ROOTS, over photos indexed
+with ``deeptag index``: the index alone decides which images may be shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image, ImageOps
 
-from orchestrator.samples import sample_dir
-from tests.conftest import DeeptagServer, ServerFactory, jpeg_bytes
+from orchestrator.search.factory import open_backend
+from orchestrator.settings import Settings
+from orchestrator.triton.launcher import LocalTriton
+from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory, jpeg_bytes
 from tests.integration.conftest import ImageServer
 
 pytestmark = pytest.mark.integration
 
 KEY = "thumbnail-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+# A cloud metadata address: the fetch policy refuses it whatever the settings say.
+REFUSED_URL = "http://169.254.169.254/latest/meta-data/cat.jpg"
 
 
 @dataclass
@@ -32,6 +43,7 @@ class Thumbs:
     client: httpx.Client  # sends the key
     data_dir: Path
     ids: dict[str, str]  # name -> document id
+    photos: dict[str, Path]
     remote_url: str
 
 
@@ -39,65 +51,92 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def index_with_cli(sources: list[str], data_dir: Path, triton: LocalTriton) -> None:
+    """``deeptag index`` into the embedded index under ``data_dir``, as a user runs it."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        "DEEPTAG_TRITON_URL": triton.http_url,
+        "DEEPTAG_DATA_DIR": str(data_dir),
+        "DEEPTAG_SEARCH_BACKEND": "embedded",
+        "DEEPTAG_FETCH_ALLOW_PRIVATE": "true",
+    }
+    failures = data_dir / "failures.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "index", *sources, "--failures", str(failures)],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert " 0 failed" in result.stderr, result.stderr
+
+
+async def add_document_from_elsewhere(data_dir: Path, like: str, doc_id: str, uri: str) -> None:
+    """A document another writer stored: a copy of ``like`` under another id and URI."""
+    settings = Settings(data_dir=data_dir, search_backend="embedded")
+    backend = await open_backend(settings)
+    try:
+        original = await backend.get(like)
+        assert original is not None
+        results = [r async for r in backend.index([replace(original, id=doc_id, uri=uri)])]
+        assert all(r.ok for r in results), results
+    finally:
+        await backend.close()
+
+
 @pytest.fixture(scope="module")
 def thumbs(
     start_deeptag: ServerFactory,
+    triton: LocalTriton,
     samples: dict[str, Path],
     image_server: ImageServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Thumbs]:
-    base = tmp_path_factory.mktemp("thumb-roots")
-    photos = base / "photos"
-    photos.mkdir()
+    base = tmp_path_factory.mktemp("thumb-home")
+    folder = base / "photos"
+    folder.mkdir()
+    photos = {name: folder / samples[name].name for name in ("coffee", "astronaut")}
+    for name, path in photos.items():
+        shutil.copyfile(samples[name], path)
     # Landscape pixels that EXIF says to turn a quarter: the thumbnail must be portrait.
-    turned = photos / "turned.jpg"
+    photos["turned"] = folder / "turned.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6
-    Image.open(samples["chelsea"]).convert("RGB").resize((400, 200)).save(turned, "JPEG", exif=exif)
-    # Indexed while it is a plain file under the root; then swapped for a symlink that leads
-    # outside the roots, which the thumbnail route must notice.
-    escape = photos / "escape.jpg"
-    escape.write_bytes(jpeg_bytes(samples["rocket"], quality=80))
-    outside = base / "outside.jpg"
-    outside.write_bytes(jpeg_bytes(samples["astronaut"]))
+    chelsea = Image.open(samples["chelsea"]).convert("RGB")
+    chelsea.resize((400, 200)).save(photos["turned"], "JPEG", exif=exif)
+    # Changed, deleted or swapped for a link to another file by the tests, after indexing.
+    for name, sample in (("escape", "rocket"), ("gone", "motorcycle"), ("changed", "chelsea")):
+        photos[name] = folder / f"{name}.jpg"
+        photos[name].write_bytes(jpeg_bytes(samples[sample], quality=80))
+    photos["outside"] = base / "outside.jpg"
+    photos["outside"].write_bytes(jpeg_bytes(samples["astronaut"]))
+
+    data_dir = base / "data"
+    remote_url = f"{image_server.url}/rocket.jpg"
+    index_with_cli([str(folder), remote_url], data_dir, triton)
+    ids = {name: sha256(path.read_bytes()) for name, path in photos.items() if name != "outside"}
+    with httpx.Client(timeout=30) as plain:
+        ids["remote"] = sha256(plain.get(remote_url).content)
+    ids["refused"] = sha256(b"an image that lives behind a refused address")
+    asyncio.run(add_document_from_elsewhere(data_dir, ids["remote"], ids["refused"], REFUSED_URL))
 
     server = start_deeptag(
         {
-            "DEEPTAG_IMAGE_ROOTS": f"{sample_dir()},{photos}",
+            "DEEPTAG_DATA_DIR": str(data_dir),
             "DEEPTAG_API_KEY": KEY,
             "DEEPTAG_FETCH_ALLOW_PRIVATE": "true",
         }
     )
     upload = jpeg_bytes(samples["motorcycle"], quality=70)
-    remote_url = f"{image_server.url}/rocket.jpg"
-    data = [
-        str(samples["coffee"]),
-        str(samples["astronaut"]),
-        str(turned),
-        str(escape),
-        "data:image/jpeg;base64," + base64.b64encode(upload).decode(),
-        remote_url,
-    ]
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+        data = ["data:image/jpeg;base64," + base64.b64encode(upload).decode()]
         answer = client.post("/index", json={"data": data})
         assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert (body["indexed"], body["failed"]) == (len(data), []), body
-        escape_id = sha256(escape.read_bytes())
-        escape.unlink()
-        escape.symlink_to(outside)
-        ids = {
-            "coffee": sha256(samples["coffee"].read_bytes()),
-            "astronaut": sha256(samples["astronaut"].read_bytes()),
-            "turned": sha256(turned.read_bytes()),
-            "escape": escape_id,
-            "upload": sha256(upload),
-        }
-        assert set(ids.values()) <= set(body["ids"])
-        remote_ids = set(body["ids"]) - set(ids.values())
-        assert len(remote_ids) == 1
-        ids["remote"] = remote_ids.pop()
-        yield Thumbs(server, client, server.log_path.parent, ids, remote_url)
+        assert answer.json()["indexed"] == 1, answer.text
+        ids["upload"] = sha256(upload)
+        yield Thumbs(server, client, data_dir, ids, photos, remote_url)
 
 
 def assert_dd_error(response: httpx.Response, code: int) -> dict[str, object]:
@@ -120,60 +159,139 @@ def open_jpeg(response: httpx.Response) -> Image.Image:
     return image
 
 
-def test_thumbnail_of_a_local_sample_is_a_small_cached_jpeg(thumbs: Thumbs) -> None:
+def thumbnail(thumbs: Thumbs, name: str, **headers: str) -> httpx.Response:
+    return thumbs.client.get(f"/thumbnails/{thumbs.ids[name]}", headers=headers)
+
+
+def full_image(thumbs: Thumbs, name: str) -> httpx.Response:
+    return thumbs.client.get(f"/images/{thumbs.ids[name]}")
+
+
+def test_thumbnail_of_a_photo_outside_any_image_root_is_a_small_cached_jpeg(
+    thumbs: Thumbs,
+) -> None:
     doc_id = thumbs.ids["coffee"]
-    response = thumbs.client.get(f"/thumbnails/{doc_id}")
+    response = thumbnail(thumbs, "coffee")
     image = open_jpeg(response)
-    assert max(image.size) == 320
     # coffee.png is 600x400: the aspect ratio is kept.
     assert image.size == (320, 213)
-    assert "max-age" in response.headers["cache-control"]
     assert (thumbs.data_dir / "thumbnails" / f"{doc_id}-320.jpg").is_file()
-    again = thumbs.client.get(f"/thumbnails/{doc_id}")
+    again = thumbnail(thumbs, "coffee")
     assert again.content == response.content
+    # The browser keeps it and asks again each time; unchanged, the answer is a 304.
+    assert "no-cache" in response.headers["cache-control"]
+    revalidated = thumbnail(thumbs, "coffee", **{"If-None-Match": response.headers["etag"]})
+    assert revalidated.status_code == 304
 
 
 def test_thumbnails_follow_exif_orientation(thumbs: Thumbs) -> None:
-    image = open_jpeg(thumbs.client.get(f"/thumbnails/{thumbs.ids['turned']}"))
+    image = open_jpeg(thumbnail(thumbs, "turned"))
     assert image.size == (160, 320)
 
 
 def test_uploaded_images_have_thumbnails(thumbs: Thumbs) -> None:
-    image = open_jpeg(thumbs.client.get(f"/thumbnails/{thumbs.ids['upload']}"))
+    image = open_jpeg(thumbnail(thumbs, "upload"))
     assert max(image.size) <= 320
 
 
-def test_hits_point_local_images_to_thumbnails_and_remote_ones_to_their_url(
-    thumbs: Thumbs,
-) -> None:
+def test_image_roots_still_govern_what_index_reads_by_path(thumbs: Thumbs) -> None:
+    answer = thumbs.client.post("/index", json={"data": [str(thumbs.photos["outside"])]})
+    assert answer.status_code == 200, answer.text
+    (failure,) = answer.json()["failed"]
+    assert "DEEPTAG_IMAGE_ROOTS" in failure["error"]
+
+
+def test_every_hit_points_to_its_thumbnail_on_this_server(thumbs: Thumbs) -> None:
     hits = thumbs.client.get("/search", params={"q": "*", "size": 50}).json()["hits"]
     by_id = {hit["id"]: hit["thumbnail"] for hit in hits}
-    assert by_id[thumbs.ids["astronaut"]] == f"/thumbnails/{thumbs.ids['astronaut']}"
-    assert by_id[thumbs.ids["remote"]] == thumbs.remote_url
-    redirect = thumbs.client.get(f"/thumbnails/{thumbs.ids['remote']}")
-    assert redirect.status_code == 307
-    assert redirect.headers["location"] == thumbs.remote_url
+    for name in ("astronaut", "remote", "upload"):
+        assert by_id[thumbs.ids[name]] == f"/thumbnails/{thumbs.ids[name]}", name
+
+
+def test_a_url_document_has_a_thumbnail_fetched_and_cached_by_the_server(
+    thumbs: Thumbs,
+) -> None:
+    image = open_jpeg(thumbnail(thumbs, "remote"))
+    assert max(image.size) == 320
+    assert (thumbs.data_dir / "thumbnails" / f"{thumbs.ids['remote']}-320.jpg").is_file()
+    original = full_image(thumbs, "remote")
+    assert original.status_code == 200, original.text
+    assert original.headers["content-type"] == "image/jpeg"
+    assert sha256(original.content) == thumbs.ids["remote"]
+
+
+def test_a_url_document_from_a_refused_host_is_a_403(thumbs: Thumbs) -> None:
+    for response in (thumbnail(thumbs, "refused"), full_image(thumbs, "refused")):
+        status = assert_dd_error(response, 403)
+        assert "169.254.169.254" in str(status["dd_msg"])
+        assert "refused" in str(status["dd_msg"])
+
+
+def test_the_full_image_is_the_indexed_file_itself_named_as_it_was(thumbs: Thumbs) -> None:
+    response = full_image(thumbs, "coffee")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.content == thumbs.photos["coffee"].read_bytes()
+    assert response.headers["content-disposition"] == "inline; filename*=UTF-8''coffee.png"
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_unknown_id_is_a_deepdetect_404(thumbs: Thumbs) -> None:
-    assert_dd_error(thumbs.client.get(f"/thumbnails/{'0' * 64}"), 404)
-    assert_dd_error(thumbs.client.get("/thumbnails/not-an-id"), 404)
+    for route in ("thumbnails", "images"):
+        assert_dd_error(thumbs.client.get(f"/{route}/{'0' * 64}"), 404)
+        assert_dd_error(thumbs.client.get(f"/{route}/not-an-id"), 404)
 
 
-def test_a_file_that_resolves_outside_the_roots_is_refused(thumbs: Thumbs) -> None:
-    status = assert_dd_error(thumbs.client.get(f"/thumbnails/{thumbs.ids['escape']}"), 403)
-    assert "image roots" in str(status["dd_msg"])
+def test_a_deleted_file_is_a_404_that_says_so_even_once_cached(thumbs: Thumbs) -> None:
+    cached = thumbnail(thumbs, "gone")
+    open_jpeg(cached)
+    thumbs.photos["gone"].unlink()
+    for response in (
+        thumbnail(thumbs, "gone", **{"If-None-Match": cached.headers["etag"]}),
+        full_image(thumbs, "gone"),
+    ):
+        status = assert_dd_error(response, 404)
+        assert "gone.jpg: the indexed file is gone" in str(status["dd_msg"])
+
+
+def test_a_file_changed_since_indexing_is_a_404_naming_the_sha256(
+    thumbs: Thumbs, samples: dict[str, Path]
+) -> None:
+    open_jpeg(thumbnail(thumbs, "changed"))
+    thumbs.photos["changed"].write_bytes(jpeg_bytes(samples["coffee"], quality=60))
+    for response in (thumbnail(thumbs, "changed"), full_image(thumbs, "changed")):
+        status = assert_dd_error(response, 404)
+        assert "SHA-256 no longer matches" in str(status["dd_msg"])
+
+
+def test_a_file_swapped_for_a_link_to_another_file_is_not_shown(thumbs: Thumbs) -> None:
+    escape = thumbs.photos["escape"]
+    escape.unlink()
+    escape.symlink_to(thumbs.photos["outside"])
+    for response in (thumbnail(thumbs, "escape"), full_image(thumbs, "escape")):
+        status = assert_dd_error(response, 404)
+        assert "SHA-256 no longer matches" in str(status["dd_msg"])
     assert not (thumbs.data_dir / "thumbnails" / f"{thumbs.ids['escape']}-320.jpg").exists()
 
 
-def test_thumbnails_need_the_key_as_header_or_query(thumbs: Thumbs) -> None:
-    path = f"/thumbnails/{thumbs.ids['astronaut']}"
+@pytest.mark.parametrize("route", ["thumbnails", "images"])
+def test_thumbnails_and_images_need_the_key_header_or_the_session_cookie(
+    thumbs: Thumbs, route: str
+) -> None:
+    path = f"/{route}/{thumbs.ids['astronaut']}"
     with httpx.Client(base_url=thumbs.server.url, timeout=30) as anonymous:
         assert_dd_error(anonymous.get(path), 401)
-        assert_dd_error(anonymous.get(path, params={"key": "wrong"}), 401)
         assert_dd_error(anonymous.get(path, headers={"Authorization": "Bearer wrong"}), 401)
-        open_jpeg(anonymous.get(path, params={"key": KEY}))
-        open_jpeg(anonymous.get(path, headers=AUTH))
+        # A key in the URL would be written to access logs: it opens nothing.
+        assert_dd_error(anonymous.get(path, params={"key": KEY}), 401)
+        response = anonymous.get(path, headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("image/")
+    with httpx.Client(base_url=thumbs.server.url, timeout=30) as page:
+        assert page.post("/session", headers=AUTH).status_code == 200
+        response = page.get(path)  # the cookie only, as <img> sends it
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("image/")
 
 
 def test_page_and_static_files_are_public_with_their_types(thumbs: Thumbs) -> None:
