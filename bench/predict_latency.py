@@ -15,6 +15,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,6 +67,35 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+@contextmanager
+def deeptag_serve(
+    triton_url: str, data_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A healthy `deeptag serve` on a free port (its URL and process), stopped on exit."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DEEPTAG_TRITON_URL": triton_url,
+        "DEEPTAG_DATA_DIR": str(data_dir),
+        "DEEPTAG_FETCH_ALLOW_PRIVATE": "true",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port)]
+    server = subprocess.Popen([*command, "--log-level", "warning"], env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def measure(url: str, images: list[str], per_call: int, calls: int) -> list[float]:
     times = []
     with httpx.Client(timeout=120) as http:
@@ -93,39 +124,11 @@ def main() -> None:
         image_server, image_url = serve_folder(folder)
         images = [f"{image_url}/{name}" for name in names]
         ports = TritonPorts(free_port(), free_port(), free_port())
-        with LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton:
-            port = free_port()
-            env = {
-                **os.environ,
-                "DEEPTAG_TRITON_URL": triton.http_url,
-                "DEEPTAG_DATA_DIR": str(Path(tmp) / "data"),
-                "DEEPTAG_FETCH_ALLOW_PRIVATE": "true",
-            }
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "orchestrator",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                for _ in range(300):
-                    try:
-                        if httpx.get(f"{url}/health").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.1)
-                rows = [(n, measure(url, images, n, args.calls)) for n in (1, 16)]
-            finally:
-                server.terminate()
-                server.wait()
+        with (
+            LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
+            deeptag_serve(triton.http_url, Path(tmp) / "data") as (url, _),
+        ):
+            rows = [(n, measure(url, images, n, args.calls)) for n in (1, 16)]
         image_server.shutdown()
     title = f"/predict, warm server, local Triton on CPU ({os.cpu_count()} cores)"
     table = Table(title=f"{title}, {args.calls} calls each")

@@ -55,6 +55,32 @@ class TemplateError(BadRequest):
     reason = "template"
 
 
+class RequestTooLarge(BadRequest):
+    """A body over DEEPTAG_MAX_BODY_BYTES or more items than DEEPTAG_MAX_DATA_ITEMS."""
+
+    http_status = 413
+    reason = "request_too_large"
+
+
+class RequestTimedOut(DeeptagError):
+    """The whole request ran past DEEPTAG_PREDICT_TIMEOUT_S; its remaining work was dropped."""
+
+    http_status = 504
+    dd_code = 1007
+    dd_msg = "Request Timed Out"
+    reason = "request_timeout"
+
+
+class ClientDisconnected(DeeptagError):
+    """The client left before its answer was ready; nobody reads the response."""
+
+    # nginx's "client closed request": it shows up as such in the request metrics.
+    http_status = 499
+    dd_code = 1006
+    dd_msg = "Client Closed Request"
+    reason = "client_disconnected"
+
+
 class ServiceNotFound(DeeptagError):
     http_status = 404
     dd_code = 1002
@@ -64,9 +90,18 @@ class ServiceNotFound(DeeptagError):
 
 class ServiceConflict(DeeptagError):
     http_status = 409
-    dd_code = 1006
-    dd_msg = "Service Bad Request Error"
+    dd_code = 1014
+    dd_msg = "Service already exists"
     reason = "service_conflict"
+
+
+class InputConnectorNotFound(DeeptagError):
+    """A service asked for an input connector other than ``image`` (DeepDetect answers 404)."""
+
+    http_status = 404
+    dd_code = 1004
+    dd_msg = "Input Connector Not Found"
+    reason = "input_connector"
 
 
 class Unauthorized(DeeptagError):
@@ -203,8 +238,39 @@ class InvalidQuery(BadRequest):
     reason = "invalid_query"
 
 
+class ResultWindowTooLarge(BadRequest):
+    """A page past the result window (``from + size``), refused as Elasticsearch does."""
+
+    reason = "result_window"
+
+
 class DocumentNotFound(DeeptagError):
     http_status = 404
     dd_code = 1006
     dd_msg = "Not Found"
     reason = "document_not_found"
+
+
+# --- Training ---------------------------------------------------------------------------------
+
+
+class TrainingDataError(BadRequest):
+    """A training folder that cannot make a classifier; the message names the folder or class."""
+
+    reason = "training_data"
+
+
+class JobNotFound(DeeptagError):
+    http_status = 404
+    dd_code = 1003
+    dd_msg = "Job Not Found"
+    reason = "job_not_found"
+
+
+class TrainingConflict(DeeptagError):
+    """A service already has a training job running."""
+
+    http_status = 409
+    dd_code = 1008
+    dd_msg = "Train Predict Conflict"
+    reason = "training_conflict"

@@ -130,7 +130,7 @@ class SourceReader:
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
         """Read at most the byte limit of ``response``; ``url`` names it in errors."""
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
+        if declared and declared.isdecimal() and int(declared) > self.policy.max_bytes:
             raise ImageTooLarge(
                 f"{url}: {declared} bytes declared, over the {self.policy.max_bytes} byte limit"
             )

@@ -52,6 +52,17 @@ class Settings(BaseSettings):
         description="./model_repository when it exists, else the one of this checkout.",
     )
     model: str = "efficientnet_lite0"
+    text_model: str = Field(
+        default="minilm_l6",
+        description="The sentence encoder on Triton that embeds search queries.",
+    )
+    concept_threshold: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Least score (summed probability of the classes below) a WordNet concept "
+        "needs to be kept for an image.",
+    )
 
     # Local state: the embedded index, launcher pid files, the runtime model repository.
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("deeptag")))
@@ -74,11 +85,26 @@ class Settings(BaseSettings):
         "else the embedded index under data_dir.",
     )
 
+    semantic_min_score: float = Field(
+        default=0.45,
+        ge=-1.0,
+        le=1.0,
+        description="Least cosine between a query and an image's semantic vector for the image "
+        "to count as a semantic hit; weaker ones are dropped, so a query about something "
+        "absent finds little or nothing.",
+    )
+
     # The HTTP server
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: SecretStr | None = Field(
         default=None, description="When set, every route but /health needs 'Bearer <key>'."
+    )
+    session_ttl_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="Lifetime of the cookie POST /session gives the page for its images.",
     )
     sink_allow: CommaList = Field(
         default_factory=list,
@@ -97,6 +123,16 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = 5
     sink_timeout_s: float = 30.0
     infer_batch_size: int = 32
+    # What one HTTP request may cost: a request beyond these is refused before any work.
+    max_data_items: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    predict_chunk_size: int = Field(
+        default=32,
+        ge=1,
+        description="Images of one request fetched, decoded and classified at a time; "
+        "memory grows with this, not with the request.",
+    )
+    predict_timeout_s: float = Field(default=300.0, gt=0)
 
     _split = field_validator("sink_allow", "image_roots", mode="before")(_split_commas)
 

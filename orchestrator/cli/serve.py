@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import copy
+from typing import Annotated, Any
 
 import typer
 
 from orchestrator.cli.common import user_errors
 from orchestrator.settings import load_settings
+
+
+def log_config(secrets: list[str]) -> dict[str, Any]:
+    """uvicorn's logging, with the API key (and any ``?key=``) blanked on every handler.
+
+    The access log writes each URL with its query string; a client holding an old ``?key=``
+    link must not put the key there.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {
+        "redact": {"()": "orchestrator.server.auth.RedactSecrets", "values": secrets}
+    }
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    return config
 
 
 @user_errors
@@ -22,11 +40,13 @@ def serve(
     from orchestrator.server.app import create_app
 
     settings = load_settings(host=host, port=port)
+    secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=log_config(secrets),
         # Without this, uvicorn's own error page leaks framework internals; ours are handled.
         server_header=False,
     )

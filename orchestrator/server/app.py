@@ -21,7 +21,9 @@ from orchestrator.responses import error_response
 from orchestrator.runtime import triton_for
 from orchestrator.server import ui
 from orchestrator.server.auth import require_api_key
-from orchestrator.server.routes import ops, predict, search, services
+from orchestrator.server.docs import docs_router
+from orchestrator.server.openapi import install_openapi
+from orchestrator.server.routes import ops, predict, search, services, train
 from orchestrator.server.schemas import describe_errors
 from orchestrator.server.services import DEFAULT_SERVICE, ServiceRegistry, ServiceSpec
 from orchestrator.server.state import ServerState
@@ -33,7 +35,11 @@ log = logging.getLogger("deeptag.server")
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DeeptagError)
     async def deeptag_error(_request: Request, error: DeeptagError) -> JSONResponse:
-        return JSONResponse(error_response(error), status_code=error.http_status)
+        # RFC 9110: a 401 names the scheme that would be accepted.
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="deeptag"'} if error.http_status == 401 else None
+        )
+        return JSONResponse(error_response(error), status_code=error.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -98,13 +104,15 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.deeptag = state
             # Connect now so a missing model is reported at start-up, not on the first call.
             await state.tagger_for(settings.model)
+            await state.connect_text_encoder()
             yield
 
     app = FastAPI(
         title="deeptag",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs comes from orchestrator.server.docs, with Swagger UI served locally.
+        docs_url=None,
         redoc_url=None,
     )
     _install_error_handlers(app)
@@ -130,6 +138,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(predict.router, dependencies=protected)
     app.include_router(services.router, dependencies=protected)
     app.include_router(search.router, dependencies=protected)
+    app.include_router(train.router, dependencies=protected)
     # The page and its assets are public; the page asks for the key and sends it itself.
     app.include_router(ui.router)
+    app.include_router(docs_router(app))
+    install_openapi(app, key_required=settings.api_key is not None)
     return app

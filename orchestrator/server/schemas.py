@@ -8,8 +8,10 @@ from typing import Any, Literal, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orchestrator.errors import BadRequest
+from orchestrator.errors import BadRequest, RequestTooLarge
 from orchestrator.search.documents import check_metadata_keys
+from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.settings import Settings
 from orchestrator.templates import EscapeMode
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,6 +44,8 @@ class OutputOptions(_Strict):
     template: str | None = None
     template_escape: EscapeMode = "json"
     network: NetworkOptions | None = None
+    #: deeptag extension: each prediction also lists its WordNet concepts (``dog``, ``fruit``).
+    concepts: bool = False
 
 
 class InputOptions(_Lenient):
@@ -65,6 +69,20 @@ class PredictRequest(_Strict):
     service: str = Field(min_length=1)
     parameters: PredictParameters = PredictParameters()
     data: list[str]
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _no_arrays(cls, value: object) -> object:
+        # DeepDetect's CSV and tensor connectors take rows of numbers; an image service does not.
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, list | int | float):
+                    raise ValueError(
+                        f"item {i} is a {type(item).__name__}, not a string: an image service "
+                        "takes image URLs, paths or base64 images (encode an array as PNG and "
+                        "send it as base64, as dd_client does)"
+                    )
+        return value
 
 
 class ServiceParameters(_Strict):
@@ -92,7 +110,17 @@ class SearchRequest(_Strict):
     like: str | None = Field(default=None, description="An image URL, base64/data URI, or an id.")
     k: int = Field(default=20, ge=1, le=1000)
     size: int = Field(default=20, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, alias="from")
+    mode: Literal["hybrid", "words", "semantic"] = Field(
+        default="hybrid",
+        description="hybrid: words and meaning fused by rank; words: q only; semantic: meaning "
+        "only. Structured queries (field:value, ranges, AND/OR/-) run as words.",
+    )
+    offset: int = Field(
+        default=0,
+        ge=0,
+        alias="from",
+        description=f"Hits to skip; from + size is at most {MAX_RESULT_WINDOW}, as on ES",
+    )
 
 
 class IndexRequest(_Strict):
@@ -123,10 +151,53 @@ def describe_errors(errors: Sequence[Any]) -> str:
     return "; ".join(parts)
 
 
+def _body_limit(request: Request) -> int:
+    state = getattr(request.app.state, "deeptag", None)
+    if state is None:
+        default: int = Settings.model_fields["max_body_bytes"].default
+        return default
+    limit: int = state.settings.max_body_bytes
+    return limit
+
+
+async def read_bounded(request: Request, limit: int) -> bytearray:
+    """The body, refused as soon as it is known to exceed ``limit`` bytes.
+
+    The declared Content-Length is checked before anything is read, and the bytes are
+    counted while they arrive (chunked bodies declare nothing), so an oversized body never
+    sits in memory whole.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > limit:
+        raise RequestTooLarge(_too_large(limit, f"its Content-Length is {int(declared)} bytes"))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLarge(_too_large(limit, f"more than {limit} bytes arrived"))
+    return body
+
+
+def _too_large(limit: int, why: str) -> str:
+    return (
+        f"request body is over the {limit} byte limit (DEEPTAG_MAX_BODY_BYTES): {why}; "
+        "send fewer or smaller images per request"
+    )
+
+
+def check_data_items(data: Sequence[str], limit: int, field: str = "data") -> None:
+    """Refuse a request with more than ``limit`` items before any of them is fetched."""
+    if len(data) > limit:
+        raise RequestTooLarge(
+            f"{field} has {len(data)} items, over the limit of {limit} per request "
+            "(DEEPTAG_MAX_DATA_ITEMS): split it into several requests"
+        )
+
+
 async def read_body(request: Request, model: type[M]) -> M:
     """Parse the body as JSON whatever its Content-Type: DeepDetect's examples use
     ``curl -d``, which labels JSON as a form."""
-    raw = await request.body()
+    raw = await read_bounded(request, _body_limit(request))
     if not raw.strip():
         raise BadRequest("request body is empty: expected a JSON object")
     try:

@@ -1,44 +1,42 @@
-"""The search page: ``/``, its static files, and thumbnails of indexed local images.
+"""The search page: ``/``, its static files, and the thumbnails and originals of indexed images.
 
 These routes are public (the page asks for the API key and sends it itself), except
-``/thumbnails/{id}``, which checks the key here: ``<img>`` cannot send headers, so the key is
-accepted as ``?key=`` as well as ``Authorization: Bearer``.
+``/thumbnails/{id}`` and ``/images/{id}``: ``<img>`` and ``<a>`` cannot send headers, so besides
+``Authorization: Bearer`` they accept the signed cookie ``POST /session`` sets, and the key
+never goes in a URL (see :mod:`orchestrator.server.auth`).
+Which files those two may read is decided by the index, not by ``DEEPTAG_IMAGE_ROOTS``: see
+:mod:`orchestrator.server.thumbnails`.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import tempfile
-import warnings
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
-from PIL import Image, ImageOps, UnidentifiedImageError
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.errors import (
-    CorruptImage,
-    DocumentNotFound,
-    Forbidden,
-    ImageTooLarge,
-    NotAnImage,
-    Unauthorized,
-)
-from orchestrator.server.auth import key_matches
+from orchestrator.errors import DocumentNotFound
+from orchestrator.search.base import ImageDocument
+from orchestrator.server.auth import SessionSigner, require_api_key, require_key_or_session
+from orchestrator.server.openapi import TEXT, ErrorResponse, SessionResponse, described
 from orchestrator.server.state import ServerState, State
+from orchestrator.server.thumbnails import (
+    _MEDIA_TYPES,
+    THUMBNAIL_SIZE,
+    IndexedImages,
+    display_name,
+    media_type,
+)
 
 router = APIRouter()
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-
-#: Longest side of a thumbnail, in pixels.
-THUMBNAIL_SIZE = 320
-THUMBNAIL_QUALITY = 82
 
 #: Only these files are served from the static folder, with these types.
 _CONTENT_TYPES = {
@@ -52,7 +50,8 @@ _CONTENT_TYPES = {
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOC_ID = re.compile(r"^[0-9a-f]{64}$")
 
-# The page talks to this server only; thumbnails of remote documents come from anywhere.
+# The page talks to this server only; an example image searched by URL is previewed from
+# wherever it lives.
 _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
@@ -62,9 +61,17 @@ _PAGE_HEADERS = {
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     ),
 }
-# Thumbnails are named by the SHA-256 of the image, so they never change; "private" because
-# the URL may carry the API key.
-_THUMBNAIL_CACHE_CONTROL = "private, max-age=604800, immutable"
+# An image's bytes never change under its id, but whether it may still be shown does (the
+# document or its file may be gone): browsers keep it and ask again each time, and a 304
+# answers when nothing changed. "private": only the user it was shown to may keep it.
+_IMAGE_HEADERS = {
+    "Cache-Control": "private, no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Opened in a tab of its own, an image must not run anything.
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+    "sandbox",
+}
 
 
 def _static(name: str) -> FileResponse:
@@ -78,129 +85,145 @@ def _static(name: str) -> FileResponse:
     return FileResponse(path, media_type=content_type, headers=headers)
 
 
-@router.get("/", include_in_schema=False)
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    **described(ok_description="The search page.", content={"text/html": TEXT}),
+)
 async def page() -> FileResponse:
     return _static("index.html")
 
 
-@router.get("/static/{name}", include_in_schema=False)
+@router.get(
+    "/static/{name}",
+    response_class=Response,
+    **described(
+        ok_description="A file of the search page.",
+        content={kind.split(";")[0]: TEXT for kind in _CONTENT_TYPES.values()},
+        more={404: {"description": "No such file.", "model": ErrorResponse}},
+    ),
+)
 async def static_file(name: str) -> FileResponse:
     # ``{name}`` never matches a "/", and _static only serves plain files of the folder.
     return _static(name)
 
 
-def _check_key(request: Request, state: ServerState, key: str | None) -> None:
+def _session_answer(session: bool, expires_in_s: int | None) -> dict[str, Any]:
+    return {
+        "status": {"code": 200, "msg": "OK"},
+        "head": {"method": "/session"},
+        "body": {"session": session, "expires_in_s": expires_in_s},
+    }
+
+
+@router.post("/session", dependencies=[Depends(require_api_key)], **described(ok=SessionResponse))
+async def open_session(request: Request, state: State) -> JSONResponse:
+    """Trade ``Authorization: Bearer <API key>`` for a cookie the page's images are sent with.
+
+    The cookie is HttpOnly (page scripts cannot read it), SameSite=Strict (other sites cannot
+    make the browser send it) and only opens ``GET /thumbnails/{id}`` and ``GET /images/{id}``.
+    Without DEEPTAG_API_KEY no cookie is needed and none is set.
+    """
     api_key = state.settings.api_key
     if api_key is None:
-        return
-    expected = api_key.get_secret_value()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key_matches(expected, token.strip()):
-        return
-    if key_matches(expected, key):
-        return
-    raise Unauthorized(
-        "this server requires 'Authorization: Bearer <API key>' or '?key=<API key>' "
-        "(DEEPTAG_API_KEY)"
+        return JSONResponse(_session_answer(False, None))
+    ttl = state.settings.session_ttl_s
+    signer = SessionSigner.for_key(api_key.get_secret_value())
+    response = JSONResponse(_session_answer(True, ttl), headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        signer.cookie_name,
+        signer.issue(int(time.time()) + ttl),
+        max_age=ttl,
+        path="/",
+        # Plain-http servers (a laptop, a LAN box) would never get a Secure cookie back.
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.delete("/session", **described(ok=SessionResponse))
+async def close_session(state: State) -> JSONResponse:
+    """Forget the page's cookie (the page's "Forget API key"); needs no key to log out."""
+    response = JSONResponse(_session_answer(False, None), headers={"Cache-Control": "no-store"})
+    api_key = state.settings.api_key
+    if api_key is not None:
+        name = SessionSigner.for_key(api_key.get_secret_value()).cookie_name
+        response.delete_cookie(name, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def _images(state: ServerState) -> IndexedImages:
+    settings = state.settings
+    return IndexedImages(
+        reader=state.reader,
+        cache_dir=settings.data_dir / "thumbnails",
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
     )
 
 
-def allowed_roots(state: ServerState) -> list[Path]:
-    """Folders whose files may be shown: the image roots and where /index keeps uploads."""
-    roots = [*state.settings.image_roots, state.settings.data_dir / "uploads"]
-    return [root.expanduser().resolve() for root in roots]
-
-
-def local_file(uri: str, roots: list[Path]) -> Path:
-    """The real path of a document's file, refused (403) unless it lies under a root."""
-    resolved = Path(uri).expanduser().resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise Forbidden(
-            f"{uri}: thumbnails are only served for files under the configured image roots "
-            "(DEEPTAG_IMAGE_ROOTS) and uploads"
-        )
-    return resolved
-
-
-def render_thumbnail(source: Path, max_pixels: int, max_bytes: int) -> bytes:
-    """An upright RGB JPEG whose longest side is at most THUMBNAIL_SIZE (CPU-bound)."""
-    try:
-        size = source.stat().st_size
-    except OSError as e:
-        raise DocumentNotFound(f"{source}: the indexed file is gone ({e.strerror})") from e
-    if not source.is_file():
-        raise DocumentNotFound(f"{source}: not a file")
-    if size > max_bytes:
-        raise ImageTooLarge(f"{source}: {size} bytes, over the {max_bytes} byte limit")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as opened:
-                width, height = opened.size
-                if width * height > max_pixels:
-                    raise ImageTooLarge(
-                        f"{source}: {width}x{height} is over the {max_pixels} pixel limit"
-                    )
-                # JPEGs decode at a fraction of their size when that is all we need.
-                opened.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
-                opened.load()
-                try:
-                    image = ImageOps.exif_transpose(opened)
-                except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-                    image = opened
-                image = image.convert("RGB")
-                image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
-                out = io.BytesIO()
-                image.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
-                return out.getvalue()
-    except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{source}: {e}") from e
-    except UnidentifiedImageError as e:
-        raise NotAnImage(f"{source}: not a decodable image") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise CorruptImage(f"{source}: corrupt or truncated image: {e}") from e
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".jpg")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@router.get("/thumbnails/{doc_id}", response_model=None)
-async def thumbnail(
-    doc_id: str,
-    request: Request,
-    state: State,
-    key: Annotated[str | None, Query(description="The API key, for <img> tags")] = None,
-) -> Response:
-    _check_key(request, state, key)
+async def _indexed(state: ServerState, doc_id: str) -> ImageDocument:
     if not _DOC_ID.match(doc_id):
-        raise DocumentNotFound(f"no indexed image has id {doc_id!r}")
+        raise DocumentNotFound(f"no indexed image has id {doc_id[:80]!r}")
     backend = await state.get_backend()
     document = await backend.get(doc_id)
     if document is None:
         raise DocumentNotFound(f"no indexed image has id {doc_id}")
-    if document.uri.startswith(("http://", "https://")):
-        # Remote images are shown from where they live (the hit's "thumbnail" says so).
-        return RedirectResponse(document.uri, status_code=307)
-    # Checked on every call, cached or not: the roots may have changed since.
-    source = local_file(document.uri, allowed_roots(state))
-    cached = state.settings.data_dir / "thumbnails" / f"{doc_id}-{THUMBNAIL_SIZE}.jpg"
-    if not cached.is_file():
-        settings = state.settings
-        data = await run_in_threadpool(
-            render_thumbnail, source, settings.max_image_pixels, settings.max_image_bytes
-        )
-        await run_in_threadpool(_write_atomically, cached, data)
-    return FileResponse(
-        cached,
-        media_type="image/jpeg",
-        headers={"Cache-Control": _THUMBNAIL_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"},
+    return document
+
+
+def _image_response(request: Request, body: bytes, media: str, etag: str, **extra: str) -> Response:
+    headers = {**_IMAGE_HEADERS, "ETag": etag, **extra}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media, headers=headers)
+
+
+_IMAGE_AUTH = [Depends(require_key_or_session)]
+
+
+def _image_docs(description: str, kinds: Iterable[str], errors: Iterable[int]) -> dict[str, Any]:
+    etag = {"required": True, "description": "Send it back as If-None-Match.", "schema": TEXT}
+    return described(
+        ok_description=description,
+        content={kind: {"schema": {"type": "string", "format": "binary"}} for kind in kinds},
+        headers={"ETag": etag},
+        more={304: {"description": "Not modified (If-None-Match).", "headers": {"ETag": etag}}},
+        errors=errors,
+    ) | {"response_class": Response}
+
+
+@router.get(
+    "/thumbnails/{doc_id}",
+    response_model=None,
+    dependencies=_IMAGE_AUTH,
+    **_image_docs("A JPEG thumbnail.", ["image/jpeg"], (403, 404, 413, 415, 422, 502)),
+)
+async def thumbnail(doc_id: str, request: Request, state: State) -> Response:
+    """A JPEG of at most 320 px of indexed image ``doc_id``: its file or URL, still unchanged."""
+    document = await _indexed(state, doc_id)
+    jpeg = await _images(state).thumbnail(document)
+    return _image_response(request, jpeg, "image/jpeg", f'"{doc_id}-{THUMBNAIL_SIZE}"')
+
+
+@router.get(
+    "/images/{doc_id}",
+    response_model=None,
+    dependencies=_IMAGE_AUTH,
+    **_image_docs("The original image.", _MEDIA_TYPES.values(), (403, 404, 413, 415, 502)),
+)
+async def image(doc_id: str, request: Request, state: State) -> Response:
+    """Indexed image ``doc_id`` itself, read from its file or URL and checked against its id."""
+    document = await _indexed(state, doc_id)
+    data = await _images(state).original(document)
+    # RFC 5987 form, so any file name survives the header; "inline" so it opens in the tab.
+    disposition = f"inline; filename*=UTF-8''{quote(display_name(document.uri), safe='')}"
+    return _image_response(
+        request,
+        data,
+        media_type(document, data),
+        f'"{doc_id}"',
+        **{"Content-Disposition": disposition},
     )

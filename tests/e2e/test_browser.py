@@ -1,13 +1,18 @@
 """The search page in a real browser (Debian's chromium driven by playwright) against a real
-``deeptag serve`` and Triton: search, more like this, search by example, add images, API key,
-phone layout, and the README's screenshot."""
+``deeptag serve`` and Triton: photos indexed with ``deeptag index`` shown with no setting,
+search, more like this, search by example, add images, API key, phone layout, and the README's
+screenshot."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,8 @@ from PIL import Image, ImageOps
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from orchestrator.samples import sample_dir
-from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory
+from orchestrator.triton.launcher import LocalTriton
+from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory, jpeg_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +42,7 @@ SCREENSHOT = REPO_ROOT / "docs" / "search.png"
 # The sample photos, and a few more of scikit-image's, so the grid of the screenshot is full.
 EXTRA_PHOTOS = ("motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "camera.png")
 TIMEOUT_MS = 30_000
+DEEPTAG = [sys.executable, "-m", "orchestrator"]
 
 
 def sha256(data: bytes) -> str:
@@ -79,13 +86,48 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+def index_with_cli(folder: Path, data_dir: Path, triton: LocalTriton) -> None:
+    """``deeptag index FOLDER`` into the embedded index under ``data_dir``, as a user runs it."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        "DEEPTAG_TRITON_URL": triton.http_url,
+        "DEEPTAG_DATA_DIR": str(data_dir),
+        "DEEPTAG_SEARCH_BACKEND": "embedded",
+    }
+    result = subprocess.run(
+        [*DEEPTAG, "index", str(folder), "--failures", str(data_dir / "failures.jsonl")],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert " 0 failed" in result.stderr, result.stderr
+
+
 @pytest.fixture(scope="module")
-def site(browser: Browser, start_deeptag: ServerFactory, samples: dict[str, Path]) -> Site:
-    photos = dict(samples)
+def site(
+    browser: Browser,
+    start_deeptag: ServerFactory,
+    triton: LocalTriton,
+    samples: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Site:
+    """A user's folder of photos indexed with the CLI, then served with no DEEPTAG_IMAGE_ROOTS."""
+    base = tmp_path_factory.mktemp("home")
+    folder = base / "Pictures"
+    folder.mkdir()
+    originals = dict(samples)
     for name in EXTRA_PHOTOS:
-        photos[name.split(".")[0]] = sample_dir() / name
-    server = start_deeptag({"DEEPTAG_IMAGE_ROOTS": str(sample_dir())})
-    index_by_path(server, list(photos.values()))
+        originals[name.split(".")[0]] = sample_dir() / name
+    photos = {}
+    for name, original in originals.items():
+        photos[name] = folder / original.name
+        shutil.copyfile(original, photos[name])
+    data_dir = base / "data"
+    index_with_cli(folder, data_dir, triton)
+    server = start_deeptag({"DEEPTAG_DATA_DIR": str(data_dir)})
     ids = {name: sha256(path.read_bytes()) for name, path in photos.items()}
     return Site(server, ids, photos)
 
@@ -123,6 +165,40 @@ def wait_for_images(page: Page) -> None:
         """() => [...document.querySelectorAll('#results img')].every(
                  (img) => img.complete && img.naturalWidth > 0)"""
     )
+
+
+def test_photos_indexed_with_the_cli_show_with_their_names_and_open_full_size(
+    page: Page, site: Site
+) -> None:
+    page.goto(site.server.url)
+    expect(page.locator("#summary")).to_contain_text("indexed")
+    search(page, "*")
+    cards = page.locator("#results > li.card")
+    expect(cards.first).to_be_visible()
+    wait_for_images(page)
+    widths = cards.evaluate_all(
+        """(cards) => Object.fromEntries(
+               cards.map((c) => [c.dataset.id, c.querySelector('img').naturalWidth]))"""
+    )
+    for name, doc_id in site.ids.items():
+        assert widths.get(doc_id, 0) > 0, f"{name}: the thumbnail did not load"
+    coffee = page.locator(f'#results > li.card[data-id="{site.ids["coffee"]}"]')
+    name = coffee.get_by_role("link", name="coffee.png")
+    expect(name).to_be_visible()
+    href = name.get_attribute("href")
+    assert href is not None
+    full = page.request.get(f"{site.server.url}/{href.removeprefix('./')}")
+    assert full.status == 200
+    assert full.headers["content-type"] == "image/png"
+    assert sha256(full.body()) == site.ids["coffee"]
+    # Clicking the name opens the full image in a new tab.
+    with page.expect_popup() as popup_info:
+        name.click()
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    popup.wait_for_function("() => document.images.length && document.images[0].complete")
+    assert popup.evaluate("document.images[0].naturalWidth") == 600  # coffee.png is 600x400
+    popup.close()
 
 
 def test_a_word_finds_the_coffee_photo_first_with_labels_and_timing(page: Page, site: Site) -> None:
@@ -301,6 +377,8 @@ def keyed_server(browser: Browser, start_deeptag: ServerFactory, samples: dict[s
 
 
 def test_with_an_api_key_the_page_asks_for_it_then_works(page: Page, keyed_server: str) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(keyed_server)
     key_input = page.get_by_label("This server needs an API key")
     expect(key_input).to_be_visible()
@@ -314,8 +392,19 @@ def test_with_an_api_key_the_page_asks_for_it_then_works(page: Page, keyed_serve
     page.get_by_role("button", name="Use key").click()
     expect(page.locator("#key-form")).to_be_hidden()
     expect(page.locator("#results > li.card")).to_have_count(2)
-    wait_for_images(page)  # thumbnails carry ?key=
+    wait_for_images(page)  # with the cookie POST /session set, not the key
     assert page.evaluate("localStorage.getItem('deeptag.apiKey')") == "open-sesame"
+    links = page.evaluate(
+        "[...document.querySelectorAll('#results img, #results a')].map((e) => e.src || e.href)"
+    )
+    assert len(links) >= 4
+    assert not [link for link in links if "open-sesame" in link or "key=" in link]
+    # Page scripts cannot read the cookie, and other sites cannot make the browser send it.
+    session = [c for c in page.context.cookies() if c["name"].startswith("deeptag_session")]
+    assert len(session) == 1
+    assert (session[0]["httpOnly"], session[0]["sameSite"]) == (True, "Strict")
+    assert "open-sesame" not in session[0]["value"]
+    assert "deeptag_session" not in page.evaluate("document.cookie")
     expect(page.locator("#st-triton")).to_have_text("ready")
 
     page.reload()
@@ -323,3 +412,42 @@ def test_with_an_api_key_the_page_asks_for_it_then_works(page: Page, keyed_serve
     expect(page.locator("#key-form")).to_be_hidden()
     search(page, "espresso")
     expect(page.locator("#summary")).to_contain_text("match “espresso”")
+    wait_for_images(page)
+    assert requested
+    assert not [url for url in requested if "open-sesame" in url]
+
+    page.get_by_role("button", name="Forget API key").click()
+    expect(key_input).to_be_visible()
+    assert not [c for c in page.context.cookies() if c["name"].startswith("deeptag_session")]
+
+
+@pytest.fixture(scope="module")
+def gone_site(
+    browser: Browser, start_deeptag: ServerFactory, samples: dict[str, Path]
+) -> tuple[str, str, str]:
+    """Two images added as uploads; the file kept for one of them is then deleted."""
+    server = start_deeptag({})
+    kept, gone = jpeg_bytes(samples["coffee"]), jpeg_bytes(samples["rocket"])
+    data = ["data:image/jpeg;base64," + base64.b64encode(b).decode() for b in (kept, gone)]
+    answer = httpx.post(f"{server.url}/index", json={"data": data}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["indexed"] == 2, answer.text
+    (server.log_path.parent / "uploads" / f"{sha256(gone)}.jpg").unlink()
+    return server.url, sha256(kept), sha256(gone)
+
+
+def test_an_image_whose_file_is_gone_shows_a_placeholder_saying_why(
+    page: Page, gone_site: tuple[str, str, str]
+) -> None:
+    url, kept, gone = gone_site
+    page.goto(url)
+    missing = page.locator(f'#results > li.card[data-id="{gone}"] .unavailable')
+    expect(missing).to_contain_text("Image unavailable")
+    expect(missing).to_contain_text("the indexed file is gone")
+    shown = page.locator(f'#results > li.card[data-id="{kept}"]')
+    expect(shown.locator(".name")).to_have_text("Uploaded image")
+    shown.locator("img").evaluate(
+        "(img) => new Promise((ok) => img.complete ? ok() : img.addEventListener('load', ok))"
+    )
+    assert shown.locator("img").evaluate("(img) => img.naturalWidth") > 0
+    expect(shown.locator(".unavailable")).to_have_count(0)

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from orchestrator.errors import NoData, SinkError
+from orchestrator.errors import ClientDisconnected, NoData, RequestTimedOut, SinkError
 from orchestrator.netguard import check_sink_url
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
-from orchestrator.server.schemas import OutputOptions, PredictRequest, read_body
+from orchestrator.server.openapi import (
+    BODY_ERRORS,
+    EXAMPLE_IMAGE,
+    TEXT,
+    PredictResponse,
+    described,
+    inline_schema,
+)
+from orchestrator.server.schemas import (
+    OutputOptions,
+    PredictRequest,
+    check_data_items,
+    read_body,
+)
+from orchestrator.server.services import PredictObserver, ServiceSpec
 from orchestrator.server.state import ServerState, State
 from orchestrator.sinks.http import NetworkTarget, media_type, normalise_ndjson, same_origin, send
 from orchestrator.sources import classify_all
@@ -21,6 +37,44 @@ from orchestrator.templates import compile_template, render
 
 router = APIRouter()
 FAILED_HEADER = "X-Deeptag-Failed"
+FAILED_HEADER_SPEC = {
+    "required": True,
+    "description": "How many images of the request could not be tagged.",
+    "schema": {"type": "integer"},
+}
+T = TypeVar("T")
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client closes its connection (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def run_for_client(request: Request, work: Awaitable[T], timeout_s: float) -> T:
+    """``work``'s result, or its cancellation when the client goes away or ``timeout_s`` passes.
+
+    Starlette lets a handler run on after its client has left; without this, an abandoned
+    request would go on fetching images and queueing Triton calls nobody will read.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_client_gone(request))
+    try:
+        done, _ = await asyncio.wait(
+            {task, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for pending in (task, watcher):
+            pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task in done:
+        return task.result()
+    if watcher in done:
+        raise ClientDisconnected("the client closed the connection; its images were dropped")
+    raise RequestTimedOut(
+        f"the request took longer than {timeout_s:g} s (DEEPTAG_PREDICT_TIMEOUT_S) and was "
+        "stopped: send fewer images per request, or raise the limit"
+    )
 
 
 def template_context(response: dict[str, Any]) -> dict[str, Any]:
@@ -67,12 +121,56 @@ def _failures(response: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/predict")
+@router.post(
+    "/predict",
+    **described(
+        body=PredictRequest,
+        example={
+            "service": "imageserv",
+            "parameters": {"output": {"best": 3}},
+            "data": [EXAMPLE_IMAGE],
+        },
+        ok_description="The predictions; with output.template, the rendered template: as "
+        "JSON when it parses as JSON, else as text/plain.",
+        content={
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        inline_schema(PredictResponse),
+                        {"description": "A rendered output.template"},
+                    ]
+                }
+            },
+            "text/plain": TEXT,
+        },
+        headers={FAILED_HEADER: FAILED_HEADER_SPEC},
+        more={
+            "2XX": {
+                "description": "With output.network: the sink's answer and status.",
+                "content": {"application/json": {"schema": {}}, "text/plain": TEXT},
+            }
+        },
+        errors=(*BODY_ERRORS, 403, 404, 499, 500, 502, 503, 504),
+    ),
+)
 async def predict(http_request: Request, state: State) -> Response:
     request = await read_body(http_request, PredictRequest)
     spec, stats = state.services.get(request.service)
+    # From here on the call counts in the service's statistics, whether it succeeds or not.
+    with stats.observe() as call:
+        return await _predict(http_request, state, request, spec, call)
+
+
+async def _predict(
+    http_request: Request,
+    state: ServerState,
+    request: PredictRequest,
+    spec: ServiceSpec,
+    call: PredictObserver,
+) -> Response:
     if not request.data:
         raise NoData("data is empty: give at least one image URL, path or base64 string")
+    check_data_items(request.data, state.settings.max_data_items)
     output = request.parameters.output
     # Problems with the request itself are found before any image is fetched.
     template = (
@@ -82,13 +180,21 @@ async def predict(http_request: Request, state: State) -> Response:
 
     tagger, _ = await state.tagger_for(spec.model)
     started = time.perf_counter()
-    outcomes = await tagger.tag(
-        classify_all(request.data),
-        TagOptions(best=output.best, confidence_threshold=output.confidence_threshold),
+    outcomes = await run_for_client(
+        http_request,
+        tagger.tag(
+            classify_all(request.data, state.reader.policy.path_roots),
+            TagOptions(
+                best=output.best,
+                confidence_threshold=output.confidence_threshold,
+                with_probs=output.concepts,
+            ),
+        ),
+        state.settings.predict_timeout_s,
     )
     response = predict_response(outcomes, spec.name, (time.perf_counter() - started) * 1000)
     failed = response["status"].get("failed", 0)
-    stats.record(len(outcomes), failed, response["head"]["time"])
+    call.tagged(outcomes)
     headers = {FAILED_HEADER: str(failed)}
 
     if template is None and target is None:
