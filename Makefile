@@ -6,10 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MODEL := model_repository/efficientnet_lite0/1/model.onnx
+TEXT_MODEL := model_repository/minilm_l6/1/model.onnx
 
 .PHONY: setup demo test lint format bench clean
 
-setup: $(INSTALLED) $(MODEL)
+setup: $(INSTALLED) $(MODEL) $(TEXT_MODEL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +21,12 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(MODEL): $(INSTALLED) orchestrator/models/export.py
-	$(BIN)/deeptag models export --force
+	$(BIN)/deeptag models export --only image --force
+
+# The text model also carries the embeddings of the image model's labels and of the concepts.
+$(TEXT_MODEL): $(INSTALLED) orchestrator/models/export_text.py orchestrator/models/export.py \
+		orchestrator/data/imagenet_concepts.json
+	$(BIN)/deeptag models export --only text --force
 
 demo: setup
 	$(BIN)/deeptag demo
@@ -43,3 +49,4 @@ bench: setup
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 	rm -f $(MODEL) model_repository/efficientnet_lite0/labels.txt
+	rm -f $(TEXT_MODEL) model_repository/minilm_l6/tokenizer.json model_repository/minilm_l6/*.npy

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.pipeline import Tagger, TagOptions
+from orchestrator.pipeline import Tagger, TagOptions, chunked
 from orchestrator.search.base import SearchBackend
 from orchestrator.search.documents import document_from_prediction
 from orchestrator.triton.client import ModelInfo
@@ -84,17 +84,6 @@ async def _next_chunk(
     getter.cancel()
     reader.result()
     return None
-
-
-def chunked(sources: Iterable[ImageSource], size: int) -> Iterator[list[ImageSource]]:
-    chunk: list[ImageSource] = []
-    for source in sources:
-        chunk.append(source)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class Indexer:
@@ -178,7 +167,8 @@ class Indexer:
     async def _index(self, chunk: _Chunk) -> None:
         if not chunk.fresh:
             return
-        options = TagOptions(best=self.options.best, with_embedding=True)
+        # Every probability too: concepts and the semantic vector are made from them.
+        options = TagOptions(best=self.options.best, with_embedding=True, with_probs=True)
         outcomes = await self.tagger.classify(chunk.fresh, options)
         documents = [
             document_from_prediction(outcome, self.model, self.options.metadata)

@@ -1,14 +1,20 @@
 """Sources in, predictions out: read, decode and preprocess each image, classify in batches.
 
 One bad image becomes an :class:`ItemFailure` in its place; it never fails the others.
+Sources are processed in chunks (fetch, decode, classify, then only the small predictions are
+kept), so memory follows the chunk size rather than the number of sources, and a cancelled
+call stops after the chunk in flight instead of leaving the rest queued.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from orchestrator.concepts import load_table
+from orchestrator.enrichment import Enricher, Enrichment
 from orchestrator.errors import ItemError
 from orchestrator.fetch import SourceReader
 from orchestrator.metrics import Metrics
@@ -16,12 +22,31 @@ from orchestrator.preprocess import prepare
 from orchestrator.triton.client import TritonClient
 from orchestrator.types import ImageSource, ItemFailure, Outcome, Prediction, PreparedImage
 
+T = TypeVar("T")
+DEFAULT_CHUNK_SIZE = 32
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter), in order (pure)."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
 
 @dataclass(frozen=True)
 class TagOptions:
     best: int = 5
     confidence_threshold: float | None = None
     with_embedding: bool = False
+    #: Ask for every probability, to add concepts and the semantic vector to each prediction.
+    with_probs: bool = False
 
 
 class Tagger:
@@ -31,11 +56,16 @@ class Tagger:
         triton: TritonClient,
         max_pixels: int,
         metrics: Metrics | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        enricher: Enricher | None = None,
     ) -> None:
         self.reader = reader
         self.triton = triton
         self.max_pixels = max_pixels
         self.metrics = metrics or Metrics()
+        self.chunk_size = chunk_size
+        # Concepts need only the packaged table; semantic vectors need the exported space.
+        self.enricher = enricher or Enricher(load_table())
 
     async def _prepare(self, source: ImageSource) -> PreparedImage | ItemFailure:
         try:
@@ -53,18 +83,53 @@ class Tagger:
         return list(await asyncio.gather(*(self._prepare(s) for s in sources)))
 
     async def tag(self, sources: Sequence[ImageSource], options: TagOptions) -> list[Outcome]:
-        """Predictions in the order of ``sources``."""
-        return await self.classify(await self.prepare_all(sources), options)
+        """Predictions in the order of ``sources``, ``chunk_size`` images at a time.
+
+        The next chunk is read while the current one is classified, so at most two chunks of
+        pixels are held at once. Cancelling the call cancels the reads and the Triton call in
+        flight, and nothing further is started.
+        """
+        outcomes: list[Outcome] = []
+        pending = chunked(sources, self.chunk_size)
+        first = next(pending, None)
+        if first is None:
+            return outcomes
+        ahead: asyncio.Future[list[PreparedImage | ItemFailure]] | None = asyncio.ensure_future(
+            self.prepare_all(first)
+        )
+        try:
+            while ahead is not None:
+                prepared = await ahead
+                following = next(pending, None)
+                ahead = (
+                    None
+                    if following is None
+                    else asyncio.ensure_future(self.prepare_all(following))
+                )
+                outcomes.extend(await self.classify(prepared, options))
+                # Only the predictions stay; the chunk's pixels can be freed now.
+                del prepared
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+        return outcomes
 
     async def classify(
         self, prepared: Sequence[PreparedImage | ItemFailure], options: TagOptions
     ) -> list[Outcome]:
-        """Classify the prepared images in one batch; failures keep their place."""
+        """Classify the prepared images together; failures keep their place."""
         ready = [p for p in prepared if isinstance(p, PreparedImage)]
         with self.metrics.timed("infer"):
             result = await self.triton.classify(
-                [p.pixels for p in ready], options.best, options.with_embedding
+                [p.pixels for p in ready],
+                options.best,
+                options.with_embedding,
+                with_probs=options.with_probs,
             )
+        extras: list[Enrichment] = []
+        if result.probs is not None and self.enricher.fits(result.probs):
+            extras = self.enricher.apply(result.probs, result.labels)
         predictions = iter(
             Prediction(
                 source=image.source,
@@ -78,6 +143,8 @@ class Tagger:
                 height=image.height,
                 sha256=image.sha256,
                 embedding=None if result.embeddings is None else result.embeddings[i],
+                concepts=extras[i].concepts if extras else None,
+                semantic=extras[i].semantic if extras else None,
             )
             for i, (image, labels) in enumerate(zip(ready, result.labels, strict=True))
         )

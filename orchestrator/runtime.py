@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.enrichment import load_enricher
 from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
 from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
@@ -84,8 +85,13 @@ async def tagging_session(
             ),
             concurrency=settings.fetch_concurrency,
         )
+        enricher = load_enricher(
+            settings.model_repository / settings.text_model, settings.concept_threshold
+        )
         yield TaggingSession(
-            Tagger(reader, triton, settings.max_image_pixels, metrics), model, triton
+            Tagger(reader, triton, settings.max_image_pixels, metrics, enricher=enricher),
+            model,
+            triton,
         )
     finally:
         await http.aclose()

@@ -8,6 +8,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from orchestrator.concepts import Concept
 from orchestrator.errors import ItemError
 
 
@@ -64,6 +65,10 @@ class Prediction:
     height: int
     sha256: str
     embedding: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    #: WordNet concepts above the labels; set only when the whole probability vector was asked for.
+    concepts: tuple[Concept, ...] | None = None
+    #: The image's point in the text encoder's space (unit length), for semantic search.
+    semantic: npt.NDArray[np.float32] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,13 @@ from PIL import Image, ImageOps
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
 from orchestrator.pipeline import TagOptions
 from orchestrator.runtime import tagging_session
+from orchestrator.search import hybrid
 from orchestrator.search.base import SearchBackend
 from orchestrator.search.factory import open_backend
+from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.settings import Settings
 from orchestrator.sources import classify
+from orchestrator.text_encoder import TextEncoder
 from orchestrator.triton.client import Endpoint
 from orchestrator.types import Prediction
 
@@ -69,6 +72,37 @@ def embed(settings: Settings, path: Path) -> list[float]:
         assert isinstance(outcome, Prediction), outcome
         assert outcome.embedding is not None
         return [float(x) for x in outcome.embedding]
+
+    return asyncio.run(main())
+
+
+def hybrid_search(
+    settings: Settings, query: str, mode: SearchMode = "hybrid", size: int = 10
+) -> ModePage:
+    """``query`` as ``deeptag search`` and ``/search`` run it, with the real text encoder."""
+
+    async def main() -> ModePage:
+        endpoint = Endpoint.parse(str(settings.triton_url), "http")
+        tokenizer = settings.model_repository / settings.text_model / "tokenizer.json"
+        encoder = TextEncoder(endpoint, settings.text_model, tokenizer)
+        await encoder.connect()
+        backend = await open_backend(settings)
+
+        async def encode(text: str) -> list[float]:
+            return [float(x) for x in (await encoder.encode([text]))[0]]
+
+        try:
+            return await hybrid.search(
+                backend,
+                query,
+                mode,
+                size=size,
+                encode=encode,
+                min_score=settings.semantic_min_score,
+            )
+        finally:
+            await backend.close()
+            await encoder.close()
 
     return asyncio.run(main())
 

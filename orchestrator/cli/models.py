@@ -1,8 +1,9 @@
-"""``deeptag models export``: build the ONNX model and its labels from packaged weights."""
+"""``deeptag models export``: build the ONNX models and their data from packaged weights."""
 
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,12 @@ from orchestrator.settings import load_settings
 models_app = typer.Typer(help="Build the models Triton serves.", no_args_is_help=True)
 
 
+class Which(StrEnum):
+    all = "all"
+    image = "image"
+    text = "text"
+
+
 @models_app.command()
 @user_errors
 def export(
@@ -23,19 +30,121 @@ def export(
     force: Annotated[
         bool, typer.Option(help="Export even when the model is already there.")
     ] = False,
+    only: Annotated[
+        Which, typer.Option(help="Export only the image model or only the text model.")
+    ] = Which.all,
 ) -> None:
-    """Export EfficientNet-Lite0 (ImageNet-1k) to <repository>/efficientnet_lite0/1/model.onnx."""
-    from orchestrator.models.export import MODEL_NAME, export_model
+    """Export EfficientNet-Lite0 (ImageNet-1k) to <repository>/efficientnet_lite0/1/model.onnx
+    and the all-MiniLM-L6-v2 sentence encoder to <repository>/minilm_l6/1/model.onnx."""
+    from orchestrator.models.export import MODEL_NAME, export_model, label_lines
+    from orchestrator.models.export_text import MODEL_NAME as TEXT_MODEL_NAME
+    from orchestrator.models.export_text import export_text_model
+    from orchestrator.semantic import CONCEPT_EMBEDDINGS, LABEL_EMBEDDINGS
+    from orchestrator.text_encoder import TOKENIZER_FILE
 
     settings = load_settings(model_repository=model_repository)
-    model_dir = settings.model_repository / MODEL_NAME
-    onnx = model_dir / "1" / "model.onnx"
-    if onnx.is_file() and (model_dir / "labels.txt").is_file() and not force:
-        console.print(f"{onnx} is already exported (use --force to redo it)")
-        return
-    started = time.perf_counter()
-    result = export_model(model_dir)
-    console.print(
-        f"exported {result.onnx_path} ({result.onnx_path.stat().st_size / 1e6:.1f} MB) and "
-        f"{result.labels_path} in {time.perf_counter() - started:.1f}s"
+    if only in (Which.all, Which.image):
+        model_dir = settings.model_repository / MODEL_NAME
+        onnx = model_dir / "1" / "model.onnx"
+        if onnx.is_file() and (model_dir / "labels.txt").is_file() and not force:
+            console.print(f"{onnx} is already exported (use --force to redo it)")
+        else:
+            started = time.perf_counter()
+            result = export_model(model_dir)
+            console.print(
+                f"exported {result.onnx_path} ({result.onnx_path.stat().st_size / 1e6:.1f} MB) "
+                f"and {result.labels_path} in {time.perf_counter() - started:.1f}s"
+            )
+    if only in (Which.all, Which.text):
+        text_dir = settings.model_repository / TEXT_MODEL_NAME
+        files = ("1/model.onnx", TOKENIZER_FILE, LABEL_EMBEDDINGS, CONCEPT_EMBEDDINGS)
+        if all((text_dir / f).is_file() for f in files) and not force:
+            console.print(f"{text_dir / files[0]} is already exported (use --force to redo it)")
+        else:
+            started = time.perf_counter()
+            text = export_text_model(text_dir, label_lines())
+            console.print(
+                f"exported {text.onnx_path} ({text.onnx_path.stat().st_size / 1e6:.1f} MB), "
+                f"its tokenizer and the label and concept embeddings in "
+                f"{time.perf_counter() - started:.1f}s"
+            )
+
+
+@models_app.command("list")
+@user_errors
+def list_models(
+    model_repository: Annotated[
+        Path | None, typer.Option(help="Default ./model_repository (DEEPTAG_MODEL_REPOSITORY).")
+    ] = None,
+) -> None:
+    """The models of the repository; trained ones with their classes, accuracy and version."""
+    from rich.table import Table
+
+    from orchestrator.training.repository import HEAD_SUFFIX, ProbeRepository
+    from orchestrator.triton.runtime_repository import read_config
+
+    settings = load_settings(model_repository=model_repository)
+    root = settings.model_repository
+    probes = {p.name: p for p in ProbeRepository(root).probes()}
+    table = Table()
+    for column in ("model", "kind", "version", "classes", "accuracy", "trained"):
+        table.add_column(column, overflow="fold")
+    folders = (
+        sorted(p for p in root.iterdir() if (p / "config.pbtxt").is_file()) if root.is_dir() else []
     )
+    for folder in folders:
+        if folder.name.endswith(HEAD_SUFFIX) and folder.name.removesuffix(HEAD_SUFFIX) in probes:
+            continue
+        probe = probes.get(folder.name)
+        if probe is not None:
+            accuracy = f"{probe.accuracy:.3f}" if probe.accuracy is not None else "-"
+            versions = ", ".join(map(str, probe.versions))
+            table.add_row(
+                probe.name,
+                "trained",
+                f"{probe.version} (of {versions})",
+                ", ".join(probe.labels),
+                accuracy,
+                str(probe.report.get("trained_at", "")),
+            )
+            continue
+        config = read_config(folder / "config.pbtxt")
+        numbered = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdecimal())
+        classes = config.output[0].dims[-1] if config.output and config.output[0].dims else 0
+        table.add_row(
+            config.name or folder.name,
+            config.backend or config.platform,
+            ", ".join(numbered) or "-",
+            str(classes),
+            "",
+            "",
+        )
+    console.print(table)
+
+
+@models_app.command("delete")
+@user_errors
+def delete_model(
+    name: Annotated[str, typer.Argument(help="A model made by `deeptag train`.")],
+    version: Annotated[
+        int | None, typer.Option(help="Remove this version only (default: every version).")
+    ] = None,
+    model_repository: Annotated[
+        Path | None, typer.Option(help="Default ./model_repository (DEEPTAG_MODEL_REPOSITORY).")
+    ] = None,
+) -> None:
+    """Delete a trained model, or one of its versions (the latest remaining one is served)."""
+    from orchestrator.training.repository import ProbeRepository
+
+    settings = load_settings(model_repository=model_repository)
+    repository = ProbeRepository(settings.model_repository)
+    info = repository.get(name.lower())
+    left = None
+    for each in [version] if version is not None else list(info.versions):
+        left = repository.delete_version(info.name, each, settings.model)
+    if left is None:
+        console.print(f"deleted model '{info.name}'")
+    else:
+        console.print(
+            f"deleted version {version} of '{info.name}'; version {left.version} is now the latest"
+        )

@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import json
 import re
+from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.common import Sink, console, run_async, user_errors
-from orchestrator.errors import BadRequest, DocumentNotFound
+from orchestrator.cli.common import Sink, console, err_console, run_async, user_errors
+from orchestrator.errors import BadRequest, DeeptagError, DocumentNotFound
 from orchestrator.pipeline import TagOptions
 from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.search import hybrid
 from orchestrator.search.base import BackendKind, SearchBackend, SearchPage
 from orchestrator.search.factory import open_backend
-from orchestrator.search.results import page_json
+from orchestrator.search.hybrid import ModePage, SearchMode
+from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.search.results import mode_page_json
 from orchestrator.settings import Settings, load_settings
 from orchestrator.sources import classify
+from orchestrator.text_encoder import TextEncoder
 from orchestrator.types import ItemFailure
 
 _DOC_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Mode(StrEnum):
+    """The ``--mode`` choices."""
+
+    hybrid = "hybrid"
+    words = "words"
+    semantic = "semantic"
 
 
 async def _embed(settings: Settings, image: str) -> list[float]:
@@ -46,14 +60,62 @@ async def _like(backend: SearchBackend, settings: Settings, like: str, size: int
     return await backend.knn(await _embed(settings, like), k=size)
 
 
+async def _by_words_and_meaning(
+    backend: SearchBackend, settings: Settings, query: str, mode: SearchMode, size: int, offset: int
+) -> ModePage:
+    """The query in ``mode``; Triton (for the text encoder) only when the query needs it."""
+
+    async def run(encode: hybrid.Encode | None = None, unavailable: str | None = None) -> ModePage:
+        return await hybrid.search(
+            backend,
+            query,
+            mode,
+            size=size,
+            offset=offset,
+            encode=encode,
+            unavailable=unavailable,
+            min_score=settings.semantic_min_score,
+        )
+
+    words_only = mode == "words" or query.strip() in ("", "*") or hybrid.is_structured(query)
+    if words_only or await backend.count_with("semantic") == 0:
+        return await run()
+    with triton_for(settings) as triton:
+        try:
+            encoder = TextEncoder(
+                triton.endpoint,
+                settings.text_model,
+                settings.model_repository / settings.text_model / "tokenizer.json",
+                settings.triton_timeout_s,
+            )
+            await encoder.connect()
+        except DeeptagError as e:
+            # Words still answer; the notice says what semantic search is missing.
+            return await run(unavailable=e.message)
+        try:
+
+            async def encode(text: str) -> list[float]:
+                return [float(x) for x in (await encoder.encode([text]))[0]]
+
+            return await run(encode)
+        finally:
+            await encoder.close()
+
+
 async def _search(
-    settings: Settings, kind: BackendKind | None, query: str | None, like: str | None, size: int
-) -> SearchPage:
+    settings: Settings,
+    kind: BackendKind | None,
+    query: str | None,
+    like: str | None,
+    size: int,
+    offset: int = 0,
+    mode: SearchMode = "hybrid",
+) -> ModePage:
     backend = await open_backend(settings, kind)
     try:
         if like:
-            return await _like(backend, settings, like, size)
-        return await backend.search(query or "*", size=size)
+            return ModePage(await _like(backend, settings, like, size), "words")
+        return await _by_words_and_meaning(backend, settings, query or "*", mode, size, offset)
     finally:
         await backend.close()
 
@@ -66,11 +128,13 @@ def render(page: SearchPage) -> Table:
     table.add_column("score", justify="right")
     table.add_column("image", overflow="fold")
     table.add_column("top categories")
+    table.add_column("concepts")
     for hit in page.hits:
         categories = ", ".join(
             f"{c.category.split(' ', 1)[-1]} {c.score:.2f}" for c in hit.document.categories[:3]
         )
-        table.add_row(f"{hit.score:.3f}", hit.document.uri, categories)
+        concepts = ", ".join(c.concept for c in hit.document.concepts[:4])
+        table.add_row(f"{hit.score:.3f}", hit.document.uri, categories, concepts)
     return table
 
 
@@ -89,6 +153,21 @@ def search(
         typer.Option(help="An image file, URL, or indexed id: find the images closest to it."),
     ] = None,
     size: Annotated[int, typer.Option(min=1, max=1000, help="How many hits.")] = 10,
+    offset: Annotated[
+        int,
+        typer.Option(
+            "--from",
+            min=0,
+            help=f"Hits to skip (paging); from + size is at most {MAX_RESULT_WINDOW}.",
+        ),
+    ] = 0,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="hybrid: words and meaning fused by rank; words: the query string only; "
+            "semantic: meaning only. Queries with field:value, ranges or AND/OR/- run as words.",
+        ),
+    ] = Mode.hybrid,
     as_json: Annotated[bool, typer.Option("--json", help="Print the /search JSON.")] = False,
     sink: Annotated[
         Sink | None,
@@ -98,11 +177,18 @@ def search(
     """Search indexed images by words, or by similarity with --like."""
     if query and like:
         raise BadRequest("give a QUERY or --like, not both")
+    if like and offset:
+        raise BadRequest("--from pages through QUERY hits; --like has no pages")
     settings = load_settings()
-    page = run_async(_search(settings, sink.kind if sink else None, query, like, size))
+    result = run_async(
+        _search(settings, sink.kind if sink else None, query, like, size, offset, mode.value)
+    )
     if as_json:
-        print(json.dumps(page_json(page)))
-    elif not page.hits:
+        print(json.dumps(mode_page_json(result)))
+        return
+    if result.notice:
+        err_console.print(f"[yellow]note:[/] {escape(result.notice)}", highlight=False)
+    if not result.page.hits:
         console.print(f"no images match {query or like!r}")
     else:
-        console.print(render(page))
+        console.print(render(result.page))

@@ -10,14 +10,26 @@ BackendKind = Literal["es", "embedded"]
 
 #: Length of the model's ``embedding`` output (EfficientNet-Lite0 pooled features).
 EMBEDDING_DIMS = 1280
+#: Length of a ``semantic`` vector: a point in the text encoder's space (all-MiniLM-L6-v2).
+SEMANTIC_DIMS = 384
+
+#: The two dense vectors of a document: image similarity, and meaning in the text space.
+VectorField = Literal["embedding", "semantic"]
+VECTOR_DIMS: dict[str, int] = {"embedding": EMBEDDING_DIMS, "semantic": SEMANTIC_DIMS}
 
 #: Where bare words of a query string look, in both backends.
-DEFAULT_QUERY_FIELDS = ("tags", "categories.category", "uri")
+DEFAULT_QUERY_FIELDS = ("tags", "concepts.concept", "categories.category", "uri")
 
 
 @dataclass(frozen=True)
 class Category:
     category: str  # "n07920052 espresso"
+    score: float
+
+
+@dataclass(frozen=True)
+class ConceptScore:
+    concept: str  # "cat": a WordNet concept above the image's labels
     score: float
 
 
@@ -35,6 +47,9 @@ class ImageDocument:
     model: str  # "efficientnet_lite0/1"
     indexed_at: str  # ISO 8601, UTC
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Empty, and ``semantic`` None, for documents indexed before deeptag computed them.
+    concepts: tuple[ConceptScore, ...] = ()
+    semantic: tuple[float, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,9 +91,16 @@ class SearchBackend(Protocol):
         """An ES ``q=`` style query string."""
 
     async def knn(
-        self, vector: Sequence[float], k: int = 10, exclude_id: str | None = None
+        self,
+        vector: Sequence[float],
+        k: int = 10,
+        exclude_id: str | None = None,
+        field: VectorField = "embedding",
     ) -> SearchPage:
-        """Nearest documents by cosine similarity of ``embedding``."""
+        """Nearest documents by cosine similarity of ``field`` (``embedding`` or ``semantic``)."""
+
+    async def count_with(self, field: VectorField) -> int:
+        """How many documents have a ``field`` vector (older ones may lack ``semantic``)."""
 
     async def get(self, doc_id: str) -> ImageDocument | None: ...
 

@@ -6,13 +6,26 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.search.base import Category, ImageDocument
+import numpy as np
+
+from orchestrator.search.base import Category, ConceptScore, ImageDocument
 from orchestrator.triton.client import ModelInfo
 from orchestrator.types import Prediction
 
 #: Fields deeptag owns; user metadata may not overwrite them.
 RESERVED_FIELDS = frozenset(
-    {"uri", "categories", "tags", "embedding", "width", "height", "model", "indexed_at"}
+    {
+        "uri",
+        "categories",
+        "tags",
+        "concepts",
+        "embedding",
+        "semantic",
+        "width",
+        "height",
+        "model",
+        "indexed_at",
+    }
 )
 
 
@@ -61,7 +74,18 @@ def document_from_prediction(
         model=f"{model.name}/{model.version}",
         indexed_at=indexed_at or now_iso(),
         metadata={k: v for k, v in (metadata or {}).items() if k not in RESERVED_FIELDS},
+        concepts=tuple(
+            ConceptScore(c.concept, round(c.score, 6)) for c in prediction.concepts or ()
+        ),
+        semantic=_floats(prediction.semantic),
     )
+
+
+def _floats(vector: Any) -> tuple[float, ...] | None:
+    # A zero vector (an image with nothing confident) has no direction to rank by.
+    if vector is None or not np.any(vector):
+        return None
+    return tuple(float(x) for x in vector)
 
 
 def document_to_source(document: ImageDocument) -> dict[str, Any]:
@@ -71,6 +95,7 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         uri=document.uri,
         categories=[{"category": c.category, "score": c.score} for c in document.categories],
         tags=list(document.tags),
+        concepts=[{"concept": c.concept, "score": c.score} for c in document.concepts],
         width=document.width,
         height=document.height,
         model=document.model,
@@ -78,6 +103,8 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
     )
     if document.embedding is not None:
         source["embedding"] = list(document.embedding)
+    if document.semantic is not None:
+        source["semantic"] = list(document.semantic)
     return source
 
 
@@ -89,6 +116,12 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
     )
     tags = source.get("tags") or ()
     embedding = source.get("embedding")
+    semantic = source.get("semantic")
+    concepts = tuple(
+        ConceptScore(str(c.get("concept", "")), float(c.get("score", 0.0)))
+        for c in source.get("concepts") or ()
+        if isinstance(c, Mapping)
+    )
     return ImageDocument(
         id=doc_id,
         uri=str(source.get("uri", "")),
@@ -100,4 +133,6 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         model=str(source.get("model", "")),
         indexed_at=str(source.get("indexed_at", "")),
         metadata={k: v for k, v in source.items() if k not in RESERVED_FIELDS},
+        concepts=concepts,
+        semantic=tuple(float(x) for x in semantic) if semantic else None,
     )

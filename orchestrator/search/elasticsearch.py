@@ -10,45 +10,60 @@ from orchestrator.errors import InvalidQuery, SearchBackendError
 from orchestrator.search.base import (
     DEFAULT_QUERY_FIELDS,
     EMBEDDING_DIMS,
+    SEMANTIC_DIMS,
+    VECTOR_DIMS,
     BackendKind,
     ImageDocument,
     IndexResult,
     SearchHit,
     SearchPage,
+    VectorField,
 )
 from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.search.limits import MAX_KNN_K, check_k, check_query, check_window, shown
+from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
 
+_WORDS = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
+
+
+def _dense_vector(dims: int) -> dict[str, Any]:
+    return {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine"}
+
+
+def added_fields() -> dict[str, Any]:
+    """The fields concepts and semantic search added: put on indexes created before them."""
+    return {
+        "concepts": {"properties": {"concept": _WORDS, "score": {"type": "float"}}},
+        "semantic": _dense_vector(SEMANTIC_DIMS),
+    }
+
+
 def index_mapping(dims: int = EMBEDDING_DIMS) -> dict[str, Any]:
     """Field types for the document shape; user metadata is mapped dynamically."""
-    words = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
     return {
         "properties": {
-            "uri": words,
+            "uri": _WORDS,
             "categories": {
-                "properties": {"category": words, "score": {"type": "float"}},
+                "properties": {"category": _WORDS, "score": {"type": "float"}},
             },
-            "tags": words,
-            "embedding": {
-                "type": "dense_vector",
-                "dims": dims,
-                "index": True,
-                "similarity": "cosine",
-            },
+            "tags": _WORDS,
+            "embedding": _dense_vector(dims),
             "width": {"type": "integer"},
             "height": {"type": "integer"},
             "model": {"type": "keyword"},
             "indexed_at": {"type": "date"},
+            **added_fields(),
         }
     }
 
 
-#: Hits carry everything but the 1280 floats, which only kNN needs.
-_SOURCE_EXCLUDES = ["embedding"]
+#: Hits carry everything but the vectors (1280 + 384 floats), which only kNN needs.
+_SOURCE_EXCLUDES = ["embedding", "semantic"]
 
 
 class ElasticsearchBackend:
@@ -108,6 +123,7 @@ class ElasticsearchBackend:
 
         try:
             if await self.client.indices.exists(index=self.index_name):
+                await self._add_new_fields()
                 return
             await self.client.indices.create(
                 index=self.index_name,
@@ -122,6 +138,35 @@ class ElasticsearchBackend:
             raise self._unreachable(e) from e
         except TransportError as e:
             raise self._unreachable(e) from e
+
+    async def _add_new_fields(self) -> None:
+        """Map concepts and ``semantic`` on an index made before them, before any document
+        brings them: dynamic mapping would make the vector a plain float array."""
+        from elasticsearch import ApiError
+
+        response = await self.client.indices.get_mapping(index=self.index_name)
+        indexes: dict[str, Any] = dict(response)
+        for entry in indexes.values():
+            if "semantic" in entry.get("mappings", {}).get("properties", {}):
+                return
+        try:
+            await self.client.indices.put_mapping(index=self.index_name, properties=added_fields())
+        except ApiError:
+            # Refused (a conflicting field of that name): searching by words still works,
+            # and semantic search reports no vectors for this index.
+            return
+
+    async def count_with(self, field: VectorField) -> int:
+        from elasticsearch import ApiError
+
+        try:
+            response = await self._call(
+                self.client.count(index=self.index_name, query={"exists": {"field": field}}),
+                passthrough=(ApiError,),
+            )
+        except ApiError:
+            return 0
+        return int(response["count"])
 
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -171,8 +216,11 @@ class ElasticsearchBackend:
     async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
         from elasticsearch import BadRequestError
 
-        started = time.perf_counter()
+        # Checked here too, so both backends refuse the same requests in the same words.
+        check_window(size, offset)
         query = query.strip()
+        check_query(query)
+        started = time.perf_counter()
         params: dict[str, Any] = {}
         if query in ("", "*"):
             params["query"] = {"match_all": {}}
@@ -199,18 +247,28 @@ class ElasticsearchBackend:
                 passthrough=(BadRequestError,),
             )
         except BadRequestError as e:
-            raise InvalidQuery(f"query {query!r}: {_describe(e)}") from e
+            raise InvalidQuery(f"query {shown(query)}: {_describe(e)[:200]}") from e
         return _page(response, started)
 
     async def knn(
-        self, vector: Sequence[float], k: int = 10, exclude_id: str | None = None
+        self,
+        vector: Sequence[float],
+        k: int = 10,
+        exclude_id: str | None = None,
+        field: VectorField = "embedding",
     ) -> SearchPage:
+        check_k(k)
+        # The same refusal of NaN, infinite, zero or wrongly sized vectors as the embedded index.
+        query_vector = unit_vector(vector, VECTOR_DIMS[field])
         started = time.perf_counter()
+        if k == 0:
+            # ES refuses k=0; the embedded index answers it with no hits, and so do we.
+            return SearchPage(0, (), 0.0)
         knn: dict[str, Any] = {
-            "field": "embedding",
-            "query_vector": [float(x) for x in vector],
+            "field": field,
+            "query_vector": [float(x) for x in query_vector],
             "k": k,
-            "num_candidates": max(100, 2 * k),
+            "num_candidates": min(max(100, 2 * k), MAX_KNN_K),
         }
         if exclude_id is not None:
             knn["filter"] = {"bool": {"must_not": {"ids": {"values": [exclude_id]}}}}

@@ -10,6 +10,8 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Request
 
+from orchestrator.enrichment import load_enricher
+from orchestrator.errors import DeeptagError
 from orchestrator.fetch import SourceReader
 from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
@@ -17,6 +19,7 @@ from orchestrator.runtime import TritonHandle
 from orchestrator.search.base import SearchBackend
 from orchestrator.server.services import ServiceRegistry
 from orchestrator.settings import Settings
+from orchestrator.text_encoder import TextEncoder
 from orchestrator.triton.client import ModelInfo, TritonClient
 
 
@@ -31,6 +34,9 @@ class ServerState:
     sink_http: httpx.AsyncClient
     exit_stack: AsyncExitStack
     _taggers: dict[str, tuple[Tagger, ModelInfo]] = field(default_factory=dict)
+    #: Embeds search queries for semantic search; None (and why) when Triton lacks the model.
+    text_encoder: TextEncoder | None = None
+    text_encoder_problem: str | None = None
     _backend: SearchBackend | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -41,9 +47,36 @@ class ServerState:
                 client = TritonClient(self.triton.endpoint, model, self.settings.triton_timeout_s)
                 info = await client.connect()
                 self.exit_stack.push_async_callback(client.close)
-                tagger = Tagger(self.reader, client, self.settings.max_image_pixels, self.metrics)
+                tagger = Tagger(
+                    self.reader,
+                    client,
+                    self.settings.max_image_pixels,
+                    self.metrics,
+                    chunk_size=self.settings.predict_chunk_size,
+                    enricher=load_enricher(
+                        self.settings.model_repository / self.settings.text_model,
+                        self.settings.concept_threshold,
+                    ),
+                )
                 self._taggers[model] = (tagger, info)
             return self._taggers[model]
+
+    async def connect_text_encoder(self) -> None:
+        """Connect the query encoder once; without it, searches run by words and say why."""
+        settings = self.settings
+        try:
+            encoder = TextEncoder(
+                self.triton.endpoint,
+                settings.text_model,
+                settings.model_repository / settings.text_model / "tokenizer.json",
+                settings.triton_timeout_s,
+            )
+            await encoder.connect()
+        except DeeptagError as e:
+            self.text_encoder_problem = e.message
+            return
+        self.exit_stack.push_async_callback(encoder.close)
+        self.text_encoder = encoder
 
     async def get_backend(self) -> SearchBackend:
         """The configured search backend, opened on first use."""

@@ -59,6 +59,10 @@ function readKey() {
 }
 
 let apiKey = readKey();
+// When the cookie POST /session set for this page's images runs out (ms since the epoch), and
+// the request renewing it, so that many images failing at once renew it once.
+let sessionUntil = 0;
+let sessionRenewal = null;
 
 class ApiError extends Error {}
 class KeyNeeded extends ApiError {}
@@ -95,12 +99,55 @@ async function api(path, { method = "GET", body } = {}) {
   return payload;
 }
 
-/** Thumbnails of local images come from this server (with ?key=, as <img> sends no headers). */
+/**
+ * <img> and <a> send no headers, and a key in their URLs would land in access logs and the
+ * history: the key is sent once, as a header, and the server answers with an HttpOnly cookie
+ * that only opens the image routes. It is renewed when half its life is gone.
+ */
+async function ensureSession({ renew = false } = {}) {
+  if (!apiKey) return;
+  if (!renew && Date.now() < sessionUntil) return;
+  if (!sessionRenewal) {
+    sessionRenewal = api("session", { method: "POST" })
+      .then((answer) => {
+        const seconds = answer?.body?.expires_in_s;
+        sessionUntil = answer?.body?.session ? Date.now() + seconds * 500 : Infinity;
+      })
+      .finally(() => {
+        sessionRenewal = null;
+      });
+  }
+  await sessionRenewal;
+}
+
+/** A URL of this server, relative so the page also works under a path prefix. */
+function local(path) {
+  return `.${path}`;
+}
+
+/** Thumbnails come from this server, which reads (or fetches) and checks each image. */
 function thumbnailUrl(hit) {
   const url = hit.thumbnail || "";
-  if (!url.startsWith("/")) return url; // a remote image, shown from where it lives
-  const relative = `.${url}`; // so the page also works under a path prefix
-  return apiKey ? `${relative}?key=${encodeURIComponent(apiKey)}` : relative;
+  return url.startsWith("/") ? local(url) : url;
+}
+
+/** The indexed image itself, as it was indexed. */
+function imageUrl(hit) {
+  return local(`/images/${hit.id}`);
+}
+
+/** Why an image is not shown: the server says it in the thumbnail's error answer. */
+async function unavailable(url) {
+  try {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const payload = await response.json();
+    return {
+      status: response.status,
+      reason: payload?.status?.dd_msg || `HTTP ${response.status}`,
+    };
+  } catch {
+    return { status: 0, reason: "" };
+  }
 }
 
 // --- Messages ---------------------------------------------------------------------------------
@@ -120,8 +167,8 @@ function askForKey(rejected) {
   el.keyForm.hidden = false;
   el.keyHint.textContent = rejected
     ? "That key was not accepted. Enter the server's DEEPTAG_API_KEY."
-    : "Enter the server's DEEPTAG_API_KEY. It is kept in this browser only (localStorage) " +
-      "and sent as 'Authorization: Bearer'.";
+    : "Enter the server's DEEPTAG_API_KEY. It is kept in this browser only (localStorage), " +
+      "sent as 'Authorization: Bearer' and never put in a URL.";
   el.keyInput.focus();
 }
 
@@ -142,6 +189,30 @@ export function percent(score) {
   return `${Math.round(value)}%`;
 }
 
+/** What a card calls an image: the file name, the URL's last segment, or its host. */
+export function displayName(uri, id = "") {
+  const text = String(uri || "");
+  let name = text;
+  if (/^https?:\/\//i.test(text)) {
+    try {
+      const url = new URL(text);
+      const tail = url.pathname.split("/").filter(Boolean).pop() || "";
+      try {
+        name = decodeURIComponent(tail) || url.hostname;
+      } catch {
+        name = tail;
+      }
+    } catch {
+      name = text;
+    }
+  } else {
+    name = text.split(/[\\/]/).filter(Boolean).pop() || text;
+  }
+  // Images added through the page are kept under their SHA-256: no name worth showing.
+  if (id && name.startsWith(`${id}.`)) return "Uploaded image";
+  return name;
+}
+
 function plural(n, word) {
   return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 }
@@ -159,8 +230,15 @@ function card(hit) {
   item.dataset.id = hit.id;
 
   const labels = (hit.categories || []).map((c) => shortLabel(c.category));
-  const frame = document.createElement("div");
+  const full = imageUrl(hit);
+  // The picture opens the full image too; the name below is the link for keyboards and readers.
+  const frame = document.createElement("a");
   frame.className = "thumb";
+  frame.href = full;
+  frame.target = "_blank";
+  frame.rel = "noopener";
+  frame.tabIndex = -1;
+  frame.setAttribute("aria-hidden", "true");
   const img = document.createElement("img");
   img.loading = "lazy";
   img.decoding = "async";
@@ -170,15 +248,45 @@ function card(hit) {
     img.height = hit.height;
   }
   img.src = thumbnailUrl(hit);
-  img.addEventListener("error", () => {
+  let renewed = false;
+  img.addEventListener("error", async () => {
+    const { status, reason: why } = await unavailable(img.src);
+    if (status === 401 && apiKey && !renewed) {
+      // The image cookie ran out (a page left open overnight): renew it and try once more.
+      renewed = true;
+      try {
+        await ensureSession({ renew: true });
+        img.src = thumbnailUrl(hit);
+        return;
+      } catch {
+        // The key form is shown; the placeholder below says why the image is missing.
+      }
+    }
     frame.classList.add("broken");
-    frame.dataset.message = "Image unavailable";
+    const placeholder = document.createElement("span");
+    placeholder.className = "unavailable";
+    const title = document.createElement("strong");
+    title.textContent = "Image unavailable";
+    const reason = document.createElement("span");
+    reason.className = "reason";
+    placeholder.append(title, reason);
+    frame.append(placeholder);
+    reason.textContent = why;
+    frame.title = why;
   });
   frame.append(img);
   item.append(frame);
 
   const body = document.createElement("div");
   body.className = "card-body";
+  const name = document.createElement("a");
+  name.className = "name";
+  name.href = full;
+  name.target = "_blank";
+  name.rel = "noopener";
+  name.textContent = displayName(hit.uri, hit.id);
+  name.title = `${hit.uri || name.textContent}: open the full image`;
+  body.append(name);
   const cats = document.createElement("ul");
   cats.className = "cats";
   cats.setAttribute("aria-label", "Top categories");
@@ -200,6 +308,25 @@ function card(hit) {
     cats.append(li);
   }
   body.append(cats);
+  // WordNet concepts above the labels ("cat", "vehicle"): searchable words of their own.
+  const concepts = (hit.concepts || []).slice(0, 4);
+  if (concepts.length) {
+    const list = document.createElement("ul");
+    list.className = "concepts";
+    list.setAttribute("aria-label", "Concepts");
+    for (const c of concepts) {
+      const li = document.createElement("li");
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "concept";
+      chip.textContent = c.concept;
+      chip.title = `${c.concept} (${percent(c.score)}): search for it`;
+      chip.addEventListener("click", () => searchQuery(`"${c.concept}"`));
+      li.append(chip);
+      list.append(li);
+    }
+    body.append(list);
+  }
 
   const footer = document.createElement("div");
   footer.className = "card-foot";
@@ -248,6 +375,13 @@ function renderSummary(page) {
   took.className = "took";
   took.textContent = ` · ${duration(page.took_ms)}`;
   el.summary.append(took);
+  if (page.notice) {
+    // E.g. images indexed before semantic search: found by words only until re-indexed.
+    const notice = document.createElement("small");
+    notice.className = "notice";
+    notice.textContent = page.notice;
+    el.summary.append(notice);
+  }
 }
 
 function renderEmpty() {
@@ -278,6 +412,8 @@ async function run(append = false) {
   setBusy(true);
   if (!append) el.summary.textContent = "Searching…";
   try {
+    await ensureSession();
+    if (mine !== generation) return;
     let page;
     let fresh;
     if (view.mode === "like") {
@@ -289,7 +425,13 @@ async function run(append = false) {
       view.done = page.hits.length < k || k >= MAX_K;
     } else {
       const from = append ? view.hits.length : 0;
-      const params = new URLSearchParams({ q: view.q, size: String(PAGE), from: String(from) });
+      // Hybrid: the words as typed and their meaning, fused by the server.
+      const params = new URLSearchParams({
+        q: view.q,
+        size: String(PAGE),
+        from: String(from),
+        mode: "hybrid",
+      });
       page = await api(`search?${params}`);
       if (mine !== generation) return;
       fresh = page.hits;
@@ -506,6 +648,7 @@ async function loadStatus() {
 
 function saveKey(value) {
   apiKey = value;
+  sessionUntil = 0;
   try {
     if (value) localStorage.setItem(KEY_STORE, value);
     else localStorage.removeItem(KEY_STORE);
@@ -552,9 +695,14 @@ function wire() {
     loadStatus();
     run(false);
   });
-  el.forgetKey.addEventListener("click", () => {
+  el.forgetKey.addEventListener("click", async () => {
     saveKey("");
     el.forgetKey.hidden = true;
+    try {
+      await fetch("session", { method: "DELETE" });
+    } catch {
+      // Unreachable server: the cookie runs out on its own.
+    }
     location.reload();
   });
   window.addEventListener("popstate", () => fromLocation());

@@ -3,6 +3,8 @@
 The model's readiness and metadata are checked once in :meth:`TritonClient.connect`; each
 ``classify`` call then sends one UINT8 batch and asks Triton's classification extension for
 the top-k labels (Triton reads them from the model's ``label_filename``), plus the embedding.
+When the whole probability vector is wanted (concepts, semantic vectors), ``probs`` comes back
+as binary FP32 instead and the top-k is taken here, with the class names Triton gave once.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class ModelInfo:
 class Classification:
     labels: list[tuple[Label, ...]]
     embeddings: npt.NDArray[np.float32] | None
+    probs: npt.NDArray[np.float32] | None = None  # [N, classes], with ``with_probs`` only
 
 
 def parse_class_entry(entry: bytes | str) -> Label:
@@ -75,6 +78,19 @@ def parse_class_entry(entry: bytes | str) -> Label:
     return Label(category=category, score=float(score))
 
 
+def top_labels(
+    probs: npt.NDArray[np.float32], names: Sequence[str], top_k: int
+) -> list[tuple[Label, ...]]:
+    """Each row's ``top_k`` most probable classes, best first, as Triton would rank them (pure)."""
+    k = max(1, min(top_k, probs.shape[1]))
+    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    rows = []
+    for row, candidates in zip(probs, top, strict=True):
+        best = candidates[np.argsort(-row[candidates], kind="stable")]
+        rows.append(tuple(Label(category=names[i], score=float(row[i])) for i in best))
+    return rows
+
+
 class TritonClient:
     def __init__(self, endpoint: Endpoint, model: str, timeout_s: float = 60.0) -> None:
         self.endpoint = endpoint
@@ -82,6 +98,7 @@ class TritonClient:
         self.timeout_s = timeout_s
         self._client: Any = None
         self.info: ModelInfo | None = None
+        self._class_names: tuple[str, ...] | None = None
 
     def _module(self) -> Any:
         # Imported on use: each protocol's client stack (grpc, aiohttp) costs ~0.3 s to import.
@@ -180,17 +197,23 @@ class TritonClient:
             raise
 
     async def classify(
-        self, pixels: Sequence[npt.NDArray[np.uint8]], top_k: int, with_embedding: bool = True
+        self,
+        pixels: Sequence[npt.NDArray[np.uint8]],
+        top_k: int,
+        with_embedding: bool = True,
+        with_probs: bool = False,
     ) -> Classification:
-        """Top-k labels (and embeddings) for images, in chunks of the model's max batch size."""
+        """Top-k labels (and embeddings, and all probabilities) for images, in chunks of the
+        model's max batch size."""
         if not pixels:
             return Classification(labels=[], embeddings=None)
         if self.info is None:
             raise TritonUnavailable("TritonClient.classify() called before connect()")
+        names = await self.class_names() if with_probs else None
         step = self.info.max_batch_size
         chunks = [np.stack(pixels[i : i + step]) for i in range(0, len(pixels), step)]
         results = await asyncio.gather(
-            *(self._classify_batch(chunk, top_k, with_embedding) for chunk in chunks)
+            *(self._classify_batch(chunk, top_k, with_embedding, names) for chunk in chunks)
         )
         labels = [row for result in results for row in result.labels]
         embeddings = (
@@ -198,23 +221,71 @@ class TritonClient:
             if with_embedding
             else None
         )
-        return Classification(labels=labels, embeddings=embeddings)
+        probs = np.concatenate([r.probs for r in results if r.probs is not None]) if names else None
+        return Classification(labels=labels, embeddings=embeddings, probs=probs)
+
+    async def class_names(self) -> tuple[str, ...]:
+        """The model's class names in output order, asked of Triton once.
+
+        Triton alone reads the model's label file; one blank image classified with
+        ``class_count`` = every class returns each name with its index, wherever Triton runs.
+        """
+        if self._class_names is None:
+            if self.info is None:
+                raise TritonUnavailable("TritonClient.class_names() called before connect()")
+            module = self._module()
+            blank = np.zeros((1, *self.info.input_shape), dtype=np.uint8)
+            infer_input = module.InferInput(INPUT_NAME, list(blank.shape), "UINT8")
+            infer_input.set_data_from_numpy(blank)
+            count = self.info.num_classes
+            outputs = [module.InferRequestedOutput(PROBS_NAME, class_count=count)]
+            result = await self._call(
+                self._client.infer(self.model, [infer_input], outputs=outputs)
+            )
+            entries = result.as_numpy(PROBS_NAME)
+            if entries is None:
+                raise InferenceFailed(f"Triton at {self.endpoint} returned no class names")
+            names = [""] * count
+            for entry in np.atleast_1d(entries[0]):
+                text = entry.decode() if isinstance(entry, bytes) else str(entry)
+                _score, index, name = text.split(":", 2)
+                names[int(index)] = name
+            self._class_names = tuple(names)
+        return self._class_names
 
     async def _classify_batch(
-        self, batch: npt.NDArray[np.uint8], top_k: int, with_embedding: bool
+        self,
+        batch: npt.NDArray[np.uint8],
+        top_k: int,
+        with_embedding: bool,
+        names: tuple[str, ...] | None = None,
     ) -> Classification:
         module = self._module()
         infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         infer_input.set_data_from_numpy(batch)
-        outputs = [module.InferRequestedOutput(PROBS_NAME, class_count=max(1, top_k))]
+        outputs = [
+            # Every probability, as binary FP32, when ``names`` is given; else Triton's top-k.
+            module.InferRequestedOutput(PROBS_NAME)
+            if names
+            else module.InferRequestedOutput(PROBS_NAME, class_count=max(1, top_k))
+        ]
         if with_embedding:
             outputs.append(module.InferRequestedOutput(EMBEDDING_NAME))
-        result = await self._call(self._client.infer(self.model, [infer_input], outputs=outputs))
+        # The same deadline as the client's own, in microseconds: a Triton whose model allows
+        # request timeouts (queue policy allow_timeout_override) then drops a request nobody
+        # waits for any more instead of running it. Others ignore it.
+        deadline_us = int(self.timeout_s * 1_000_000)
+        result = await self._call(
+            self._client.infer(self.model, [infer_input], outputs=outputs, timeout=deadline_us)
+        )
         classes = result.as_numpy(PROBS_NAME)
         if classes is None:
             raise InferenceFailed(f"Triton at {self.endpoint} returned no '{PROBS_NAME}' output")
-        labels = [tuple(parse_class_entry(e) for e in np.atleast_1d(row)) for row in classes]
         embeddings = result.as_numpy(EMBEDDING_NAME) if with_embedding else None
+        if names:
+            probs = np.asarray(classes, dtype=np.float32).reshape(len(batch), -1)
+            return Classification(top_labels(probs, names, top_k), embeddings, probs)
+        labels = [tuple(parse_class_entry(e) for e in np.atleast_1d(row)) for row in classes]
         return Classification(labels=labels, embeddings=embeddings)
 
     async def close(self) -> None:

@@ -7,6 +7,10 @@ orchestrator process; it imports nothing from deeptag.
 
 Triton hands ``execute`` every request its dynamic batcher gathered; they are stacked into one
 batch so onnxruntime runs once per gathering, then the outputs are split back per request.
+Requests whose variable-length inputs differ in length (a text model's ``input_ids`` and
+``attention_mask``, batched together because the launcher allows ragged batches) are padded
+with zeros to the longest: token id 0 is the padding token and mask 0 hides it, so a text's
+embedding does not depend on what it was batched with.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_threads", "0"))
         if threads > 0:
             options.intra_op_num_threads = threads
+        # The arena keeps the largest batch's activations for the life of the process (about
+        # 1 GB for 64 images); without it memory falls back after each batch, at no measured cost.
+        options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(
             onnx_path, sess_options=options, providers=["CPUExecutionProvider"]
         )
@@ -44,7 +51,7 @@ class TritonPythonModel:
             for name in self.input_names:
                 feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
             sizes.append(feeds[self.input_names[0]][-1].shape[0])
-        batch = {name: np.concatenate(arrays, axis=0) for name, arrays in feeds.items()}
+        batch = {name: np.concatenate(_padded(arrays), axis=0) for name, arrays in feeds.items()}
         try:
             outputs = self.session.run(self.output_names, batch)
         except Exception as e:  # onnxruntime raises its own untyped errors
@@ -60,3 +67,14 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size
         return responses
+
+
+def _padded(arrays: list[Any]) -> list[Any]:
+    """The arrays zero-padded at the end of each non-batch axis to the largest size."""
+    if len({a.shape[1:] for a in arrays}) <= 1:
+        return arrays
+    target = np.max([a.shape[1:] for a in arrays], axis=0)
+    return [
+        np.pad(a, [(0, 0)] + [(0, int(t) - s) for t, s in zip(target, a.shape[1:], strict=True)])
+        for a in arrays
+    ]

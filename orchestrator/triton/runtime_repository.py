@@ -3,7 +3,7 @@ tritonserver can load.
 
 The bundled server only has the python backend. Every ONNX model keeps its name, inputs,
 outputs, labels and dynamic batching, and gains a python-backend shim that runs its ONNX file
-with onnxruntime. Python-backend models are linked through unchanged.
+with onnxruntime. Python-backend models and ensembles (core Triton) are linked through unchanged.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def read_config(config_path: Path) -> model_config_pb2.ModelConfig:
 def _onnx_versions(model_dir: Path, default_filename: str) -> dict[int, Path]:
     versions: dict[int, Path] = {}
     for child in model_dir.iterdir():
-        if child.is_dir() and child.name.isdigit():
+        if child.is_dir() and child.name.isdecimal():
             onnx = child / default_filename
             if onnx.is_file():
                 versions[int(child.name)] = onnx
@@ -57,6 +57,11 @@ def shim_config(
     shimmed.default_model_filename = ""
     del shimmed.instance_group[:]
     shimmed.instance_group.add(kind=model_config_pb2.ModelInstanceGroup.KIND_CPU, count=1)
+    for tensor in shimmed.input:
+        # The shim pads variable-length inputs itself, so requests of different lengths may
+        # share an execution; the production ONNX Runtime backend batches equal shapes only.
+        if any(d == -1 for d in tensor.dims):
+            tensor.allow_ragged_batch = True
     shimmed.parameters["onnx_path"].string_value = "model.onnx"
     shimmed.parameters["intra_op_threads"].string_value = str(intra_op_threads)
     return shimmed
@@ -97,10 +102,10 @@ def materialise(source: Path, target: Path, intra_op_threads: int = 0) -> list[R
             shimmed = shim_config(config, intra_op_threads)
             (out_dir / "config.pbtxt").write_text(text_format.MessageToString(shimmed))
             models.append(RuntimeModel(name, tuple(sorted(versions)), via_shim=True))
-        elif config.backend == "python":
+        elif config.backend == "python" or config.platform == "ensemble":
             (target / model_dir.name).symlink_to(model_dir.resolve(), target_is_directory=True)
             versions_found = tuple(
-                sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+                sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdecimal())
             )
             models.append(RuntimeModel(name, versions_found, via_shim=False))
         # Other backends (TensorRT, PyTorch...) need a full Triton; the local one skips them.

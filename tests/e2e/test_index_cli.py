@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.search.base import Category, ImageDocument
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, free_port
 from tests.conftest import MODEL_REPOSITORY
@@ -282,3 +284,51 @@ def test_unreachable_elasticsearch_is_a_clear_error(
     assert dead in result.stderr
     assert "Traceback" not in result.stderr
     assert SUMMARY.search(result.stderr) is None  # nothing reported as indexed
+
+
+def test_search_modes_and_the_way_to_upgrade_old_documents(
+    cli: Deeptag, samples: dict[str, Path]
+) -> None:
+    assert cli.run("index", str(samples["coffee"]), str(samples["motorcycle"])).returncode == 0
+    # Chelsea as an earlier deeptag stored it: labels, no concepts, no semantic vector.
+    old = ImageDocument(
+        id=hashlib.sha256(samples["chelsea"].read_bytes()).hexdigest(),
+        uri=str(samples["chelsea"]),
+        categories=(Category("n02123159 tiger cat", 0.6),),
+        tags=("tiger cat",),
+        embedding=None,
+        width=451,
+        height=300,
+        model="efficientnet_lite0/1",
+        indexed_at="2025-01-01T00:00:00Z",
+    )
+
+    async def add(backend):  # type: ignore[no-untyped-def]
+        return [result.ok async for result in backend.index([old])]
+
+    assert with_backend(cli.settings, add) == [True]
+
+    before = cli.run("search", "kitten")
+    assert before.returncode == 0, before.stderr
+    assert "1 of 3 indexed images" in before.stderr
+    assert "deeptag index --reindex" in before.stderr
+    assert str(samples["chelsea"]) not in before.stdout
+
+    upgraded = cli.run("index", "--reindex", str(samples["chelsea"]))
+    assert summary(upgraded.stderr) == (1, 0, 0)
+    after = cli.run("search", "kitten", "--json")
+    body = json.loads(after.stdout)
+    assert (body["mode"], "notice" in body) == ("hybrid", False)
+    assert body["hits"][0]["uri"] == str(samples["chelsea"])
+    assert "cat" in {c["concept"] for c in body["hits"][0]["concepts"]}
+
+    words = json.loads(cli.run("search", "kitten", "--mode", "words", "--json").stdout)
+    assert (words["mode"], words["hits"]) == ("words", [])
+    vehicle = json.loads(cli.run("search", "vehicle", "--mode", "semantic", "--json").stdout)
+    assert vehicle["hits"][0]["uri"] == str(samples["motorcycle"])
+    structured = json.loads(cli.run("search", "tags:espresso", "--json").stdout)
+    assert structured["mode"] == "words"
+    assert [hit["uri"] for hit in structured["hits"]] == [str(samples["coffee"])]
+    bad = cli.run("search", "cat", "--mode", "vibes")
+    assert bad.returncode == 2
+    assert "vibes" in bad.stderr

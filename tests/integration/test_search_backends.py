@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import InvalidQuery
+from orchestrator.errors import BadRequest, InvalidQuery, ResultWindowTooLarge
 from orchestrator.indexing import IndexOptions
 from orchestrator.search.base import ImageDocument, SearchPage
 from orchestrator.settings import Settings
@@ -128,6 +128,55 @@ def test_tags_hold_the_label_words(indexed: Indexed) -> None:
 def test_a_malformed_query_is_a_clear_error(indexed: Indexed) -> None:
     with pytest.raises(InvalidQuery, match=r"categories\.score:\(\("):
         indexed.search("categories.score:((")
+
+
+@pytest.mark.parametrize(
+    ("size", "offset", "message"),
+    [
+        (10, 10_000_000_000, "from + size must be at most 10000 (from=10000000000, size=10)"),
+        (20, 28428914557750344, "from + size must be at most 10000 (from=28428914557750344"),
+        (10_001, 0, "from + size must be at most 10000 (from=0, size=10001)"),
+    ],
+)
+def test_both_backends_refuse_a_page_past_the_result_window_alike(
+    indexed: Indexed, size: int, offset: int, message: str
+) -> None:
+    with pytest.raises(ResultWindowTooLarge) as caught:
+        with_backend(
+            indexed.settings, lambda backend: backend.search("*", size=size, offset=offset)
+        )
+    assert message in caught.value.message
+    # The last page inside the window is an ordinary, empty one.
+    last = with_backend(indexed.settings, lambda backend: backend.search("*", size=10, offset=9990))
+    assert (last.total, last.hits) == (len(indexed.documents), ())
+
+
+def test_both_backends_refuse_a_query_nested_too_deep_alike(indexed: Indexed) -> None:
+    with pytest.raises(InvalidQuery, match="parentheses nested 5000 deep, over the limit of 100"):
+        indexed.search("(" * 5000 + "espresso")
+
+
+def test_both_backends_bound_knn_k_and_refuse_nan_vectors_alike(indexed: Indexed) -> None:
+    vector = list(stored_embedding(indexed, "coffee"))
+    with pytest.raises(BadRequest, match=r"k must be between 0 and 10000 \(k=10001\)"):
+        with_backend(indexed.settings, lambda backend: backend.knn(vector, k=10_001))
+    assert with_backend(indexed.settings, lambda backend: backend.knn(vector, k=0)).hits == ()
+    # The most Elasticsearch allows: num_candidates stays within its 10,000 too.
+    page = with_backend(indexed.settings, lambda backend: backend.knn(vector, k=10_000))
+    assert indexed.names(page)[0] == "coffee"
+    broken = [float("nan"), *vector[1:]]
+    with pytest.raises(BadRequest, match="finite"):
+        with_backend(indexed.settings, lambda backend: backend.knn(broken, k=3))
+
+
+def stored_embedding(indexed: Indexed, name: str) -> tuple[float, ...]:
+    # Search hits leave embeddings out; fetching the document brings its own.
+    document = with_backend(
+        indexed.settings, lambda backend: backend.get(indexed.documents[name].id)
+    )
+    assert document is not None
+    assert document.embedding is not None
+    return document.embedding
 
 
 def test_knn_with_a_mirrored_recropped_copy_finds_the_original_first(

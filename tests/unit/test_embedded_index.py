@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 import tantivy
 
-from orchestrator.errors import BadRequest, IndexLocked, InvalidQuery, SearchBackendError
+from orchestrator.errors import (
+    BadRequest,
+    IndexLocked,
+    InvalidQuery,
+    ResultWindowTooLarge,
+    SearchBackendError,
+)
 from orchestrator.search.base import (
     EMBEDDING_DIMS,
     Category,
@@ -229,6 +235,74 @@ def test_invalid_query_names_the_query_and_the_problem(
         search(indexed, query)
     assert caught.value.message.startswith(f"query {query!r}: ")
     assert reason in caught.value.message
+
+
+# --- Bounds: numbers and queries tantivy must never see ----------------------------------
+# A page past the window or a deeply nested query used to abort the whole process; these
+# run in-process because the refusal now comes before tantivy.
+
+
+def test_the_result_window_ends_at_ten_thousand(indexed: Path) -> None:
+    assert search(indexed, "*", size=10, offset=9990).hits == ()
+    with pytest.raises(ResultWindowTooLarge) as caught:
+        search(indexed, "*", size=10, offset=10_000_000_000)
+    assert caught.value.message == ("from + size must be at most 10000 (from=10000000000, size=10)")
+    assert caught.value.http_status == 400
+    with pytest.raises(ResultWindowTooLarge, match=r"\(from=0, size=10001\)"):
+        search(indexed, "*", size=10_001)
+    with pytest.raises(BadRequest, match=r"from must not be negative \(from=-1\)"):
+        search(indexed, "*", offset=-1)
+
+
+def test_knn_k_is_bounded_like_elasticsearchs(indexed: Path) -> None:
+    assert run(lambda b: b.knn(unit_vector(1), k=0), indexed).hits == ()
+    with pytest.raises(BadRequest, match=r"k must be between 0 and 10000 \(k=10001\)"):
+        run(lambda b: b.knn(unit_vector(1), k=10_001), indexed)
+
+
+def test_knn_refuses_a_vector_with_nan(indexed: Path) -> None:
+    vector = list(unit_vector(1))
+    vector[3] = float("nan")
+    with pytest.raises(BadRequest, match="finite"):
+        run(lambda b: b.knn(vector), indexed)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("(" * 5000 + "espresso", "parentheses nested 5000 deep, over the limit of 100"),
+        ("(" * 101 + "espresso" + ")" * 101, "nested 101 deep"),
+        ("espresso" * 1251, "10008 characters, over the limit of 10000"),
+    ],
+)
+def test_queries_too_deep_or_long_to_parse_safely_are_refused(
+    indexed: Path, query: str, reason: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        search(indexed, query)
+    assert reason in caught.value.message
+    # The query is named, cut short, not echoed whole.
+    assert caught.value.message.startswith(f"query {query[:77]!r}"[:-1] + "...'")
+
+
+def test_nesting_within_the_limit_and_parentheses_in_phrases_still_work(indexed: Path) -> None:
+    assert ids(search(indexed, "(" * 100 + "espresso" + ")" * 100).hits) == ["espresso"]
+    assert search(indexed, '"' + "(" * 200 + 'espresso"').total == 1
+
+
+def test_a_metadata_range_tantivy_cannot_evaluate_is_a_bad_query(indexed: Path) -> None:
+    # Bounds of two number kinds panic tantivy's range query; that is the query's fault.
+    with pytest.raises(InvalidQuery) as caught:
+        search(indexed, "year:[2000 TO 2020.5]")
+    assert caught.value.message.startswith("query 'year:[2000 TO 2020.5]': tantivy cannot")
+    assert ids(search(indexed, "year:>=2000 AND year:<=2020.5").hits) == ["helmet"]
+
+
+def test_a_long_invalid_query_is_quoted_briefly(indexed: Path) -> None:
+    query = "espresso AND " * 30 + "AND"
+    with pytest.raises(InvalidQuery) as caught:
+        search(indexed, query)
+    assert len(caught.value.message) < 250
 
 
 # --- Indexing --------------------------------------------------------------------------------

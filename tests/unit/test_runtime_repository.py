@@ -30,7 +30,10 @@ def test_runtime_repository_keeps_io_and_batching_but_runs_the_shim(
     exported_model: Path, tmp_path: Path
 ) -> None:
     models = materialise(exported_model, tmp_path / "runtime")
-    assert [(m.name, m.via_shim) for m in models] == [("efficientnet_lite0", True)]
+    assert [(m.name, m.via_shim) for m in models] == [
+        ("efficientnet_lite0", True),
+        ("minilm_l6", True),
+    ]
     model_dir = tmp_path / "runtime" / "efficientnet_lite0"
     shimmed = text_format.Parse(
         (model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()

@@ -7,16 +7,27 @@ import re
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from PIL import Image
 
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
+from orchestrator.search import hybrid
 from orchestrator.search.base import SearchPage
-from orchestrator.search.results import page_json
-from orchestrator.server.schemas import IndexRequest, SearchRequest, read_body
+from orchestrator.search.hybrid import SearchMode
+from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.search.results import mode_page_json, page_json
+from orchestrator.server.openapi import (
+    BODY_ERRORS,
+    EXAMPLE_IMAGE,
+    IndexResponse,
+    SearchResponse,
+    described,
+)
+from orchestrator.server.routes.predict import run_for_client
+from orchestrator.server.schemas import IndexRequest, SearchRequest, check_data_items, read_body
 from orchestrator.server.state import ServerState, State
 from orchestrator.sources import classify, classify_all, decode_base64
 from orchestrator.types import ItemFailure, Prediction, SourceKind
@@ -36,36 +47,84 @@ async def embedding_of(like: str, state: ServerState) -> list[float]:
             raise BadRequest(f"like: image {like} was indexed without an embedding")
         return list(document.embedding)
     tagger, _ = await state.tagger_for(state.settings.model)
-    (outcome,) = await tagger.tag([classify(like, 0)], TagOptions(best=1, with_embedding=True))
+    (outcome,) = await tagger.tag(
+        [classify(like, 0, state.reader.policy.path_roots)],
+        TagOptions(best=1, with_embedding=True),
+    )
     if isinstance(outcome, ItemFailure):
         raise BadRequest(f"like: {outcome.error.message}")
     assert outcome.embedding is not None
     return [float(x) for x in outcome.embedding]
 
 
-@router.get("/search")
+async def by_query(
+    state: ServerState, query: str, mode: SearchMode, size: int, offset: int
+) -> dict[str, Any]:
+    """Words and meaning fused (or one of them), with a notice when something is missing."""
+    backend = await state.get_backend()
+    encoder = state.text_encoder
+
+    async def encode(text: str) -> list[float]:
+        assert encoder is not None
+        return [float(x) for x in (await encoder.encode([text]))[0]]
+
+    result = await hybrid.search(
+        backend,
+        query,
+        mode,
+        size=size,
+        offset=offset,
+        encode=encode if encoder is not None else None,
+        unavailable=state.text_encoder_problem,
+        min_score=state.settings.semantic_min_score,
+    )
+    return mode_page_json(result)
+
+
+@router.get("/search", response_model=None, **described(ok=SearchResponse, errors=(400, 409, 503)))
 async def search_get(
     state: State,
     q: str = Query(default="*", description="A query string, as Elasticsearch's q="),
     size: int = Query(default=20, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0, alias="from"),
+    offset: int = Query(
+        default=0,
+        ge=0,
+        alias="from",
+        description=f"Hits to skip; from + size is at most {MAX_RESULT_WINDOW}, as on ES",
+    ),
+    mode: Annotated[
+        SearchMode,
+        Query(
+            description="hybrid: words and meaning fused by rank; words: the query string "
+            "only; semantic: meaning only. Queries with field:value, ranges or AND/OR/- run "
+            "as words.",
+        ),
+    ] = "hybrid",
 ) -> dict[str, Any]:
-    backend = await state.get_backend()
-    return page_json(await backend.search(q, size=size, offset=offset))
+    return await by_query(state, q, mode, size, offset)
 
 
-@router.post("/search")
+@router.post(
+    "/search",
+    response_model=None,
+    **described(
+        body=SearchRequest,
+        example={"q": "espresso", "size": 10},
+        ok=SearchResponse,
+        errors=(*BODY_ERRORS, 404, 409, 500, 503),
+    ),
+)
 async def search_post(request: Request, state: State) -> dict[str, Any]:
     body = await read_body(request, SearchRequest)
-    backend = await state.get_backend()
     if body.like:
+        backend = await state.get_backend()
         started = time.perf_counter()
         vector = await embedding_of(body.like, state)
         page = await backend.knn(vector, k=body.k)
         # The time a user waited includes embedding the example image.
         took = (time.perf_counter() - started) * 1000
         return page_json(SearchPage(page.total, page.hits, took))
-    return page_json(await backend.search(body.q or "*", size=body.size, offset=body.offset))
+    return await by_query(state, body.q or "*", body.mode, body.size, body.offset)
 
 
 def _store_upload(prediction: Prediction, data: bytes, uploads: Path) -> str:
@@ -89,15 +148,29 @@ def _extension_of(data: bytes) -> str:
         return ".img"
 
 
-@router.post("/index")
+@router.post(
+    "/index",
+    response_model=None,
+    **described(
+        body=IndexRequest,
+        example={"data": [EXAMPLE_IMAGE], "metadata": {"album": "examples"}},
+        ok=IndexResponse,
+        errors=(*BODY_ERRORS, 409, 499, 500, 503, 504),
+    ),
+)
 async def index_images(request: Request, state: State) -> dict[str, Any]:
     """Tag images and store them in the search backend; uploads are kept under the data dir."""
     from orchestrator.search.documents import document_from_prediction
 
     body = await read_body(request, IndexRequest)
+    check_data_items(body.data, state.settings.max_data_items)
     tagger, model = await state.tagger_for(state.settings.model)
-    sources = classify_all(body.data)
-    outcomes = await tagger.tag(sources, TagOptions(best=5, with_embedding=True))
+    sources = classify_all(body.data, state.reader.policy.path_roots)
+    outcomes = await run_for_client(
+        request,
+        tagger.tag(sources, TagOptions(best=5, with_embedding=True, with_probs=True)),
+        state.settings.predict_timeout_s,
+    )
     backend = await state.get_backend()
     failed: list[dict[str, str]] = [
         {"uri": o.source.uri, "error": o.error.message}

@@ -1,0 +1,245 @@
+"""Words, semantic and hybrid search compared: recall@3 and query latency on both backends.
+
+The photos are every real photo that ships offline in the installed packages (scikit-image's
+samples, scikit-learn's two), copied under neutral names (img01.jpg...) so that no file name
+gives a query away. The queries are words none of the photos' labels contain, each with the
+photos it should find. Starts one local Triton and noida-db (the Elasticsearch API), indexes
+the photos into each backend, then prints, per backend and mode, recall@3 (the share of a
+query's expected photos, up to three, found in its top three, averaged over queries) and the
+p50 of the query latency (text encoding included).
+
+Run: .venv/bin/python bench/semantic_eval.py [--rounds 5] [--labels]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.indexing import Indexer, IndexOptions
+from orchestrator.runtime import tagging_session
+from orchestrator.samples import sample_dir
+from orchestrator.search import hybrid
+from orchestrator.search.base import SearchBackend
+from orchestrator.search.factory import open_backend
+from orchestrator.search.hybrid import SearchMode
+from orchestrator.settings import Settings
+from orchestrator.sources import classify
+from orchestrator.text_encoder import TextEncoder
+from orchestrator.triton.client import Endpoint
+from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Photo name -> where it ships. Drawings, scans, micrographs and test patterns are left out.
+PHOTOS = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "motorcycle": ("skimage", "motorcycle_left.png"),
+    "hubble": ("skimage", "hubble_deep_field.jpg"),
+    "moon": ("skimage", "moon.png"),
+    "camera": ("skimage", "camera.png"),
+    "coins": ("skimage", "coins.png"),
+    "brick": ("skimage", "brick.png"),
+    "grass": ("skimage", "grass.png"),
+    "gravel": ("skimage", "gravel.png"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+}
+
+#: Queries outside every photo's labels, and the photos each should find.
+QUERIES: dict[str, set[str]] = {
+    "kitten": {"chelsea"},
+    "pet": {"chelsea"},
+    "animal": {"chelsea"},
+    "drink": {"coffee"},
+    "breakfast": {"coffee"},
+    "vehicle": {"motorcycle"},
+    "motorbike": {"motorcycle"},
+    "spaceship": {"rocket"},
+    "space": {"rocket", "astronaut", "hubble", "moon"},
+    "astronomy": {"hubble", "moon"},
+    "money": {"coins"},
+    "wall": {"brick"},
+    "lawn": {"grass"},
+    "pebbles": {"gravel"},
+    "temple": {"china"},
+    "blossom": {"flower"},
+    "photographer": {"camera"},
+}
+#: Queries about nothing in the photos: the relevance cut-off should leave them (nearly) empty.
+ABSENT = ("pizza", "giraffe", "violin", "wedding", "snowboard", "baboon")
+MODES: tuple[SearchMode, ...] = ("words", "semantic", "hybrid")
+
+
+def package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{name} is not installed: it ships some of the photos")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def copy_photos(folder: Path) -> dict[str, str]:
+    """JPEG copies named img01.jpg...; returns their path -> photo name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    roots = {"skimage": sample_dir(), "sklearn": package_dir("sklearn")}
+    names = {}
+    for i, (name, (package, relative)) in enumerate(PHOTOS.items(), start=1):
+        target = folder / f"img{i:02d}.jpg"
+        Image.open(roots[package] / relative).convert("RGB").save(target, "JPEG", quality=92)
+        names[str(target)] = name
+    return names
+
+
+def start_noida(work: Path) -> tuple[object, str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from index_throughput import start_noida as start  # the same launcher as that bench
+
+    return start(work)
+
+
+async def index(settings: Settings, paths: list[str]) -> None:
+    backend = await open_backend(settings, writer=True)
+    try:
+        endpoint = Endpoint.parse(str(settings.triton_url))
+        async with tagging_session(settings, endpoint, path_roots=None) as session:
+            indexer = Indexer(session.tagger, session.model, backend, IndexOptions())
+            stats = await indexer.run(classify(p, i) for i, p in enumerate(paths))
+        if stats.indexed != len(paths):
+            raise SystemExit(f"indexed {stats.indexed} of {len(paths)} photos")
+    finally:
+        await backend.close()
+
+
+def recall_at_3(found: list[str], expected: set[str]) -> float:
+    return len(set(found[:3]) & expected) / min(len(expected), 3)
+
+
+Result = tuple[float, float, float, dict[str, list[str]]]
+
+
+async def evaluate(
+    settings: Settings, names: dict[str, str], rounds: int
+) -> dict[SearchMode, Result]:
+    """Per mode: mean recall@3, p50 latency in ms, mean hits (of 10) for the absent queries,
+    and each query's top three."""
+    encoder = TextEncoder(
+        Endpoint.parse(str(settings.triton_url)),
+        settings.text_model,
+        settings.model_repository / settings.text_model / "tokenizer.json",
+    )
+    await encoder.connect()
+    backend: SearchBackend = await open_backend(settings)
+
+    async def encode(text: str) -> list[float]:
+        return [float(x) for x in (await encoder.encode([text]))[0]]
+
+    results: dict[SearchMode, Result] = {}
+    options = {"encode": encode, "min_score": settings.semantic_min_score}
+    try:
+        for mode in MODES:
+            latencies: list[float] = []
+            tops: dict[str, list[str]] = {}
+            for _ in range(rounds):
+                for query in QUERIES:
+                    started = time.perf_counter()
+                    page = await hybrid.search(backend, query, mode, size=3, **options)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    tops[query] = [names[hit.document.uri] for hit in page.page.hits]
+            recall = statistics.mean(recall_at_3(tops[q], QUERIES[q]) for q in QUERIES)
+            absent = [
+                len((await hybrid.search(backend, q, mode, size=10, **options)).page.hits)
+                for q in ABSENT
+            ]
+            results[mode] = (recall, statistics.median(latencies), statistics.mean(absent), tops)
+    finally:
+        await backend.close()
+        await encoder.close()
+    return results
+
+
+async def show_labels(settings: Settings, names: dict[str, str], console: Console) -> None:
+    backend = await open_backend(settings)
+    try:
+        page = await backend.search("*", size=100)
+    finally:
+        await backend.close()
+    for hit in sorted(page.hits, key=lambda h: names[h.document.uri]):
+        labels = ", ".join(f"{t}" for t in hit.document.tags[:3])
+        concepts = ", ".join(c.concept for c in hit.document.concepts[:5])
+        console.print(f"{names[hit.document.uri]:>11}: {labels} | {concepts}", highlight=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="Times each query is timed.")
+    parser.add_argument("--backends", nargs="+", default=["embedded", "es"])
+    parser.add_argument("--labels", action="store_true", help="Print each photo's labels.")
+    parser.add_argument("--min-score", type=float, help="DEEPTAG_SEMANTIC_MIN_SCORE to try.")
+    args = parser.parse_args()
+    console = Console(width=120)
+    with tempfile.TemporaryDirectory(prefix="deeptag-semantic-") as tmp:
+        work = Path(tmp)
+        names = copy_photos(work / "photos")
+        noida, es_url = start_noida(work) if "es" in args.backends else (None, "")
+        ports = TritonPorts(free_port(), free_port(), free_port())
+        table = Table(title=f"{len(PHOTOS)} photos, {len(QUERIES)} queries outside the labels")
+        for column in ("backend", "mode", "recall@3", "p50 latency", "hits, absent queries"):
+            table.add_column(column, justify="right")
+        misses: list[str] = []
+        try:
+            with LocalTriton(REPO / "model_repository", work / "triton", ports) as triton:
+                for kind in args.backends:
+                    settings = Settings(
+                        triton_url=triton.http_url,
+                        model_repository=REPO / "model_repository",
+                        data_dir=work / f"data-{kind}",
+                        search_backend=kind,
+                        es_url=es_url or None,
+                        es_index=f"semantic-eval-{uuid.uuid4().hex[:8]}",
+                        **(
+                            {} if args.min_score is None else {"semantic_min_score": args.min_score}
+                        ),
+                    )
+                    asyncio.run(index(settings, list(names)))
+                    if args.labels and kind == args.backends[0]:
+                        asyncio.run(show_labels(settings, names, console))
+                    results = asyncio.run(evaluate(settings, names, args.rounds))
+                    for mode, (recall, p50, absent, tops) in results.items():
+                        table.add_row(
+                            kind, mode, f"{recall:.2f}", f"{p50:.1f} ms", f"{absent:.1f} of 10"
+                        )
+                        if kind == args.backends[0]:
+                            misses += [
+                                f"{mode:>8} {q!r}: top 3 {tops[q]}, expected {sorted(QUERIES[q])}"
+                                for q in QUERIES
+                                if recall_at_3(tops[q], QUERIES[q]) < 1
+                            ]
+        finally:
+            if noida is not None:
+                os.killpg(noida.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+        console.print(table)
+        console.print("Queries not fully answered (first backend):", highlight=False)
+        for line in misses:
+            console.print(f"  {line}", highlight=False)
+        cut = Settings().semantic_min_score if args.min_score is None else args.min_score
+        console.print(f"{os.cpu_count()} CPU cores; semantic_min_score {cut}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Hybrid search: the word query and the semantic query side by side, fused by rank.
+
+Both run on any backend (Elasticsearch, its emulator, the embedded index) and are fused here,
+with reciprocal rank fusion (Cormack et al., 2009: each list adds ``1 / (60 + rank)``), so the
+ranking is the same everywhere. Fusing ranks rather than scores needs no calibration between
+BM25 and cosine. A structured query (``field:value``, ranges, ``AND``/``OR``/``-``, groups,
+wildcards) keeps its exact meaning: it runs as words only. A quoted phrase is still free text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestrator.search.base import SearchBackend, SearchHit, SearchPage
+from orchestrator.search.limits import MAX_KNN_K, MAX_RESULT_WINDOW, check_query, check_window
+
+SearchMode = Literal["hybrid", "words", "semantic"]
+MODES: tuple[SearchMode, ...] = ("hybrid", "words", "semantic")
+#: The constant of reciprocal rank fusion; 60 is the value of the paper and of Elasticsearch.
+RRF_K = 60
+REINDEX = "run `deeptag index --reindex FOLDER...` on those images to add them"
+
+#: Embeds one query text into the space of the documents' ``semantic`` vectors.
+Encode = Callable[[str], Awaitable[Sequence[float]]]
+
+# Outside phrases: `name:`, a boolean operator, a leading +/-, a group, a range or a wildcard.
+_STRUCTURE = re.compile(
+    r"(?:^|[\s(])[\w.]+:|\b(?:AND|OR|NOT)\b|(?:^|\s)[-+!]\S|[()\[\]{}*?~^]|&&|\|\|"
+)
+_PHRASE = re.compile(r'"[^"]*"')
+
+
+@dataclass(frozen=True)
+class ModePage:
+    """A page of hits, the mode that produced it, and what the user should know about it."""
+
+    page: SearchPage
+    mode: SearchMode
+    notice: str | None = None
+
+
+def is_structured(query: str) -> bool:
+    """Whether ``query`` uses query syntax beyond words and quoted phrases (pure)."""
+    return bool(_STRUCTURE.search(_PHRASE.sub(" ", query)))
+
+
+def semantic_text(query: str) -> str:
+    """What is embedded for a free-text query: its words, without the quotes (pure)."""
+    return " ".join(query.replace('"', " ").split())
+
+
+def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ranked id lists, best first (pure).
+
+    Ties keep the order of first appearance, earlier lists first, so with the word ranking
+    given first a label word's own photo stays ahead of an equally fused one.
+    """
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc_id in enumerate(ranking, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
+    order = {doc_id: i for i, doc_id in enumerate(scores)}
+    return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+def depth_for(window: int) -> int:
+    """How deep each list is read so the fused top ``window`` is exact.
+
+    A document beyond ``depth`` in both lists scores at most ``2 / (k + depth)``, never more
+    than one inside the window of either list (``1 / (k + window)``).
+    """
+    return min(2 * window + RRF_K, MAX_RESULT_WINDOW, MAX_KNN_K)
+
+
+async def search(
+    backend: SearchBackend,
+    query: str,
+    mode: SearchMode = "hybrid",
+    *,
+    size: int = 10,
+    offset: int = 0,
+    encode: Encode | None = None,
+    unavailable: str | None = None,
+    min_score: float = 0.0,
+) -> ModePage:
+    """The page of ``query`` in ``mode``; ``encode`` embeds query text (None: words only,
+    ``unavailable`` saying why).
+
+    Raises:
+        InvalidQuery, BadRequest: as :meth:`SearchBackend.search` does.
+    """
+    query = query.strip()
+    check_window(size, offset)
+    check_query(query)
+    if mode == "words" or not semantic_text(query) or query == "*" or is_structured(query):
+        return ModePage(await backend.search(query or "*", size=size, offset=offset), "words")
+    started = time.perf_counter()
+    notice = await _coverage_notice(backend)
+    if encode is None or notice == _NONE_HAVE_VECTORS:
+        why = notice or f"semantic search is unavailable: {unavailable or 'no text encoder'}"
+        if mode == "semantic":
+            return ModePage(SearchPage(0, (), _ms(started)), "semantic", why)
+        return ModePage(await backend.search(query, size=size, offset=offset), "words", why)
+    window = offset + size
+    depth = depth_for(window)
+    vector = await encode(semantic_text(query))
+    found = await backend.knn(vector, k=depth, field="semantic")
+    semantic = [hit for hit in found.hits if hit.score >= min_score]
+    if mode == "semantic":
+        page = SearchPage(len(semantic), tuple(semantic[offset:window]), _ms(started))
+        return ModePage(page, "semantic", notice)
+    words = await backend.search(query, size=depth)
+    documents = {hit.document.id: hit.document for hit in (*semantic, *words.hits)}
+    fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in semantic]])
+    word_ids = {hit.document.id for hit in words.hits}
+    total = words.total + sum(hit.document.id not in word_ids for hit in semantic)
+    hits = tuple(SearchHit(documents[doc_id], score) for doc_id, score in fused[offset:window])
+    return ModePage(SearchPage(total, hits, _ms(started)), "hybrid", notice)
+
+
+_NONE_HAVE_VECTORS = (
+    "no indexed image has concepts or a semantic vector yet (indexed by an earlier deeptag): "
+    + REINDEX
+)
+
+
+async def _coverage_notice(backend: SearchBackend) -> str | None:
+    """What to say when some (or all) documents predate semantic vectors."""
+    with_vectors = await backend.count_with("semantic")
+    total = await backend.count()
+    if total == 0 or with_vectors >= total:
+        return None
+    if with_vectors == 0:
+        return _NONE_HAVE_VECTORS
+    missing = total - with_vectors
+    return (
+        f"{missing} of {total} indexed images have no concepts or semantic vector "
+        f"(indexed by an earlier deeptag) and are found by words only: {REINDEX}"
+    )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
