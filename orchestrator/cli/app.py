@@ -10,6 +10,7 @@ from orchestrator.cli.models import models_app
 from orchestrator.cli.predict import predict
 from orchestrator.cli.search import search
 from orchestrator.cli.serve import serve
+from orchestrator.cli.train import train_command
 from orchestrator.cli.triton import triton_app
 
 app = typer.Typer(
@@ -22,5 +23,6 @@ app.command()(demo)
 app.command()(index)
 app.command()(search)
 app.command()(serve)
+app.command(name="train")(train_command)
 app.add_typer(triton_app, name="triton")
 app.add_typer(models_app, name="models")

@@ -51,16 +51,21 @@ def predict(
     triton_url: Annotated[
         str | None, typer.Option(help="Use this Triton instead of a local one.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="A Triton model, e.g. one made by `deeptag train` (DEEPTAG_MODEL)."),
+    ] = None,
 ) -> None:
     """Classify images and print their top labels."""
-    settings = load_settings(triton_url=triton_url)
+    settings = load_settings(triton_url=triton_url, model=model.lower() if model else None)
     started = time.perf_counter()
     outcomes = run_async(
         _predict(settings, sources, TagOptions(best=best, confidence_threshold=threshold))
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:
-        print(json.dumps(predict_response(outcomes, "imageserv", elapsed_ms)))
+        service = model.lower() if model else "imageserv"
+        print(json.dumps(predict_response(outcomes, service, elapsed_ms)))
     else:
         console.print(render_table(outcomes))
     failures = [o for o in outcomes if isinstance(o, ItemFailure)]

@@ -92,6 +92,10 @@ def check_port_free(port: int, purpose: str) -> None:
             ) from e
 
 
+def runtime_repository_path(work_dir: Path, http_port: int) -> Path:
+    return work_dir / f"model_repository-{http_port}"
+
+
 def record_path(state_dir: Path, http_port: int) -> Path:
     return state_dir / f"triton-{http_port}.json"
 
@@ -178,6 +182,11 @@ class LocalTriton:
         return f"http://127.0.0.1:{self.ports.metrics}/metrics"
 
     @property
+    def runtime_repository(self) -> Path:
+        """The repository the server reads, materialised from ``model_repository``."""
+        return runtime_repository_path(self.work_dir, self.ports.http)
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
@@ -201,6 +210,9 @@ class LocalTriton:
             "--pinned-memory-pool-byte-size=0",
             "--exit-on-error=true",
             "--strict-readiness=true",
+            # Models trained while the server runs are loaded through its repository API.
+            "--model-control-mode=explicit",
+            "--load-model=*",
             "--log-verbose=0",
         ]
 
@@ -212,7 +224,7 @@ class LocalTriton:
         ):
             check_port_free(port, purpose)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        runtime_repo = self.work_dir / f"model_repository-{self.ports.http}"
+        runtime_repo = self.runtime_repository
         self.models = materialise(self.model_repository, runtime_repo, self.intra_op_threads)
         backends = _prepare_backends(self.work_dir)
         with self.log_path.open("wb") as log:
