@@ -4,6 +4,10 @@ Two stages overlap: while one chunk is classified by Triton and written to the b
 next is read, decoded and hashed. Queues are bounded, so memory stays flat however many images
 flow through. An image whose content hash is already indexed is skipped before inference,
 which is what makes an interrupted run resumable without duplicates.
+
+With a trained model (``deeptag index --model NAME``) the same pixels go to it too, and its
+top categories are stored beside ImageNet's. An image indexed without that model's categories
+is then tagged again (no ``--reindex`` needed), so adding a model to a collection is one run.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.pipeline import Tagger, TagOptions, chunked
-from orchestrator.search.base import SearchBackend
+from orchestrator.search.base import CustomCategory, SearchBackend
 from orchestrator.search.documents import document_from_prediction
-from orchestrator.triton.client import ModelInfo
+from orchestrator.triton.client import ModelInfo, TritonClient
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
 
 #: Chunks read ahead while one is classified and written.
@@ -27,6 +31,8 @@ QUEUED_CHUNKS = 2
 #: the one being written, and one more for margin. Older ones the backend itself reports as
 #: existing, so remembering only these keeps memory flat over millions of images.
 _UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 2
+#: A trained model's categories scoring below this are noise, not worth storing or finding.
+CUSTOM_MIN_SCORE = 0.05
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,11 @@ class Indexer:
         options: IndexOptions,
         on_failure: Callable[[FailedImage], None] = lambda _: None,
         on_progress: Callable[[IndexStats], None] = lambda _: None,
+        custom: TritonClient | None = None,
     ) -> None:
         self.tagger = tagger
+        #: A trained model (connected), whose categories are stored under its name.
+        self.custom = custom
         self.model = model
         self.backend = backend
         self.options = options
@@ -149,7 +158,10 @@ class Indexer:
         already = (
             set()
             if self.options.reindex
-            else await self.backend.existing_ids([image.sha256 for image in images])
+            else await self.backend.existing_ids(
+                [image.sha256 for image in images],
+                model=None if self.custom is None else self.custom.model,
+            )
         )
         fresh: dict[str, PreparedImage] = {}
         for image in images:
@@ -170,8 +182,11 @@ class Indexer:
         # Every probability too: concepts and the semantic vector are made from them.
         options = TagOptions(best=self.options.best, with_embedding=True, with_probs=True)
         outcomes = await self.tagger.classify(chunk.fresh, options)
+        custom = await self._custom_categories(chunk.fresh)
         documents = [
-            document_from_prediction(outcome, self.model, self.options.metadata)
+            document_from_prediction(
+                outcome, self.model, self.options.metadata, custom=custom.get(outcome.sha256, ())
+            )
             for outcome in outcomes
             if isinstance(outcome, Prediction)
         ]
@@ -183,6 +198,28 @@ class Indexer:
                     FailedImage(result.uri, "index", "not_indexed", result.error or "not indexed")
                 )
         self.on_progress(self.stats)
+
+    async def _custom_categories(
+        self, images: list[PreparedImage]
+    ) -> dict[str, tuple[CustomCategory, ...]]:
+        """The trained model's top categories of each image (by content hash)."""
+        if self.custom is None:
+            return {}
+        info = self.custom.info
+        best = min(self.options.best, info.num_classes) if info else self.options.best
+        result = await self.custom.classify([p.pixels for p in images], best, False)
+        name = self.custom.model
+        found: dict[str, tuple[CustomCategory, ...]] = {}
+        for image, labels in zip(images, result.labels, strict=True):
+            # A document is replaced whole: other models' categories it had are kept.
+            before = await self.backend.get(image.sha256)
+            kept = tuple(c for c in before.custom if c.model != name) if before else ()
+            found[image.sha256] = kept + tuple(
+                CustomCategory(name, label.category, round(label.score, 6))
+                for label in labels
+                if label.score >= CUSTOM_MIN_SCORE
+            )
+        return found
 
     def _fail(self, failure: FailedImage) -> None:
         self.stats.failed += 1

@@ -22,13 +22,15 @@ from rich.progress import (
 
 from orchestrator import collect
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
-from orchestrator.errors import BadRequest
+from orchestrator.errors import BadRequest, ModelNotFound
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
 from orchestrator.runtime import tagging_session, triton_for
 from orchestrator.search.base import BackendKind
 from orchestrator.search.documents import check_metadata_keys
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings, load_settings
+from orchestrator.training.repository import check_name
+from orchestrator.triton.client import Endpoint, TritonClient
 
 
 class FailureLog:
@@ -79,11 +81,15 @@ async def _index(
     options: IndexOptions,
     failures: FailureLog,
     stdin: TextIO | None,
+    custom_model: str | None = None,
 ) -> tuple[IndexStats, bool]:
     total = collect.count(sources)
     backend = await open_backend(settings, kind, writer=True)
+    custom: TritonClient | None = None
     try:
         with triton_for(settings) as triton:
+            if custom_model is not None:
+                custom = await _connect_trained(settings, triton.endpoint, custom_model)
             async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
                 with _progress() as progress:
                     task = progress.add_task(
@@ -101,7 +107,13 @@ async def _index(
                         )
 
                     indexer = Indexer(
-                        session.tagger, session.model, backend, options, failures.write, show
+                        session.tagger,
+                        session.model,
+                        backend,
+                        options,
+                        failures.write,
+                        show,
+                        custom=custom,
                     )
                     loop = asyncio.get_running_loop()
                     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,7 +126,21 @@ async def _index(
                     show(stats)
                     return stats, indexer.stopped_early
     finally:
+        if custom is not None:
+            await custom.close()
         await backend.close()
+
+
+async def _connect_trained(settings: Settings, endpoint: Endpoint, name: str) -> TritonClient:
+    client = TritonClient(endpoint, name, settings.triton_timeout_s)
+    try:
+        await client.connect()
+    except ModelNotFound as e:
+        raise ModelNotFound(
+            f"--model {name}: no model of that name is served by Triton at {endpoint}; "
+            "`deeptag models list` shows the trained ones, `deeptag train` makes one"
+        ) from e
+    return client
 
 
 def _stopper(indexer: Indexer, loop: asyncio.AbstractEventLoop, signum: int) -> Any:
@@ -166,9 +192,19 @@ def index(
     triton_url: Annotated[
         str | None, typer.Option(help="Use this Triton instead of a local one.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Also store the categories of this model made by `deeptag train`; images "
+            "indexed without them are tagged again.",
+        ),
+    ] = None,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
     settings = load_settings(triton_url=triton_url, infer_batch_size=batch_size)
+    custom_model = None if model is None else check_name(model)
+    if custom_model == settings.model:
+        raise BadRequest(f"--model {custom_model}: that is the model every image is tagged with")
     collect.check(sources)
     options = IndexOptions(
         reindex=reindex,
@@ -185,6 +221,7 @@ def index(
                 options,
                 log,
                 sys.stdin if "-" in sources else None,
+                custom_model,
             )
         )
     _summarise(stats, stopped, failures)

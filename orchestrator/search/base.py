@@ -18,7 +18,13 @@ VectorField = Literal["embedding", "semantic"]
 VECTOR_DIMS: dict[str, int] = {"embedding": EMBEDDING_DIMS, "semantic": SEMANTIC_DIMS}
 
 #: Where bare words of a query string look, in both backends.
-DEFAULT_QUERY_FIELDS = ("tags", "concepts.concept", "categories.category", "uri")
+DEFAULT_QUERY_FIELDS = (
+    "tags",
+    "concepts.concept",
+    "categories.category",
+    "custom.category",
+    "uri",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,15 @@ class Category:
 @dataclass(frozen=True)
 class ConceptScore:
     concept: str  # "cat": a WordNet concept above the image's labels
+    score: float
+
+
+@dataclass(frozen=True)
+class CustomCategory:
+    """A category of a model trained with ``deeptag train``, kept apart from ImageNet's."""
+
+    model: str  # "astro": the trained model's name, a filter (`custom.model:astro`)
+    category: str  # "astronaut": one of that model's categories, searchable as a word
     score: float
 
 
@@ -50,6 +65,8 @@ class ImageDocument:
     #: Empty, and ``semantic`` None, for documents indexed before deeptag computed them.
     concepts: tuple[ConceptScore, ...] = ()
     semantic: tuple[float, ...] | None = field(default=None, repr=False)
+    #: Categories of trained models (``deeptag index --model NAME``), best first per model.
+    custom: tuple[CustomCategory, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,8 +98,9 @@ class SearchBackend(Protocol):
     async def ensure_index(self) -> None:
         """Create the index (with its mapping) when it does not exist yet."""
 
-    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` already indexed (for resumable indexing)."""
+    async def existing_ids(self, ids: Sequence[str], model: str | None = None) -> set[str]:
+        """The subset of ``ids`` already indexed (for resumable indexing); with ``model``,
+        only those that also carry that trained model's categories."""
 
     def index(self, documents: Sequence[ImageDocument]) -> AsyncIterator[IndexResult]:
         """Index documents; yield one result per document, failures included."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from orchestrator.search.base import Category, ConceptScore, ImageDocument
+from orchestrator.search.base import Category, ConceptScore, CustomCategory, ImageDocument
 from orchestrator.triton.client import ModelInfo
 from orchestrator.types import Prediction
 
@@ -19,6 +19,7 @@ RESERVED_FIELDS = frozenset(
         "categories",
         "tags",
         "concepts",
+        "custom",
         "embedding",
         "semantic",
         "width",
@@ -55,6 +56,7 @@ def document_from_prediction(
     model: ModelInfo,
     metadata: Mapping[str, Any] | None = None,
     indexed_at: str | None = None,
+    custom: Sequence[CustomCategory] = (),
 ) -> ImageDocument:
     tags: list[str] = []
     for label in prediction.labels:
@@ -78,6 +80,7 @@ def document_from_prediction(
             ConceptScore(c.concept, round(c.score, 6)) for c in prediction.concepts or ()
         ),
         semantic=_floats(prediction.semantic),
+        custom=tuple(custom),
     )
 
 
@@ -96,6 +99,9 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         categories=[{"category": c.category, "score": c.score} for c in document.categories],
         tags=list(document.tags),
         concepts=[{"concept": c.concept, "score": c.score} for c in document.concepts],
+        custom=[
+            {"model": c.model, "category": c.category, "score": c.score} for c in document.custom
+        ],
         width=document.width,
         height=document.height,
         model=document.model,
@@ -122,6 +128,13 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         for c in source.get("concepts") or ()
         if isinstance(c, Mapping)
     )
+    custom = tuple(
+        CustomCategory(
+            str(c.get("model", "")), str(c.get("category", "")), float(c.get("score", 0.0))
+        )
+        for c in source.get("custom") or ()
+        if isinstance(c, Mapping)
+    )
     return ImageDocument(
         id=doc_id,
         uri=str(source.get("uri", "")),
@@ -135,4 +148,5 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         metadata={k: v for k, v in source.items() if k not in RESERVED_FIELDS},
         concepts=concepts,
         semantic=tuple(float(x) for x in semantic) if semantic else None,
+        custom=custom,
     )

@@ -36,10 +36,20 @@ def _dense_vector(dims: int) -> dict[str, Any]:
 
 
 def added_fields() -> dict[str, Any]:
-    """The fields concepts and semantic search added: put on indexes created before them."""
+    """The fields concepts, semantic search and trained models added: put on indexes
+    created before them."""
     return {
         "concepts": {"properties": {"concept": _WORDS, "score": {"type": "float"}}},
         "semantic": _dense_vector(SEMANTIC_DIMS),
+        # An object array, not nested: `custom.model:astro AND astronaut` may pair a model
+        # with another model's category, which a filter by model does not mind.
+        "custom": {
+            "properties": {
+                "model": {"type": "keyword"},
+                "category": _WORDS,
+                "score": {"type": "float"},
+            }
+        },
     }
 
 
@@ -140,14 +150,14 @@ class ElasticsearchBackend:
             raise self._unreachable(e) from e
 
     async def _add_new_fields(self) -> None:
-        """Map concepts and ``semantic`` on an index made before them, before any document
-        brings them: dynamic mapping would make the vector a plain float array."""
+        """Map concepts, ``semantic`` and ``custom`` on an index made before them, before any
+        document brings them: dynamic mapping would make the vector a plain float array."""
         from elasticsearch import ApiError
 
         response = await self.client.indices.get_mapping(index=self.index_name)
         indexes: dict[str, Any] = dict(response)
         for entry in indexes.values():
-            if "semantic" in entry.get("mappings", {}).get("properties", {}):
+            if "custom" in entry.get("mappings", {}).get("properties", {}):
                 return
         try:
             await self.client.indices.put_mapping(index=self.index_name, properties=added_fields())
@@ -168,13 +178,26 @@ class ElasticsearchBackend:
             return 0
         return int(response["count"])
 
-    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
+    async def existing_ids(self, ids: Sequence[str], model: str | None = None) -> set[str]:
         if not ids:
             return set()
+        if model is None:
+            response = await self._call(
+                self.client.mget(index=self.index_name, ids=list(ids), source=False)
+            )
+            return {doc["_id"] for doc in response["docs"] if doc.get("found")}
         response = await self._call(
-            self.client.mget(index=self.index_name, ids=list(ids), source=False)
+            self.client.mget(index=self.index_name, ids=list(ids), source_includes=["custom.model"])
         )
-        return {doc["_id"] for doc in response["docs"] if doc.get("found")}
+        return {
+            doc["_id"]
+            for doc in response["docs"]
+            if doc.get("found")
+            and any(
+                isinstance(c, dict) and c.get("model") == model
+                for c in (doc.get("_source") or {}).get("custom") or ()
+            )
+        }
 
     async def index(self, documents: Sequence[ImageDocument]) -> AsyncIterator[IndexResult]:
         from elasticsearch import TransportError

@@ -37,6 +37,7 @@ from orchestrator.search.base import (
 )
 from orchestrator.search.embedded_query import parse, query_fields
 from orchestrator.search.embedded_store import (
+    CURRENT_FIELDS,
     REINDEX_ADVICE,
     from_stored,
     generation,
@@ -82,6 +83,7 @@ class EmbeddedIndex:
         writer: tantivy.IndexWriter | None,
         dims: int = EMBEDDING_DIMS,
         legacy: bool = False,
+        fields: frozenset[str] = CURRENT_FIELDS,
     ) -> None:
         self.directory = directory
         self.dims = dims
@@ -89,7 +91,8 @@ class EmbeddedIndex:
         self._index: tantivy.Index | None = index
         self._writer = writer
         self._schema = index.schema
-        self._fields = query_fields(legacy)
+        self._present = fields
+        self._fields = query_fields(fields)
         # tantivy's IndexWriter refuses concurrent use from two threads; so do we.
         self._write_lock = threading.Lock()
         self._vectors_lock = threading.Lock()
@@ -113,16 +116,18 @@ class EmbeddedIndex:
     def _open_sync(cls, directory: Path, writer: bool, dims: int) -> EmbeddedIndex:
         opened = open_tantivy(directory, upgrade=writer)
         held = take_writer(opened.index, directory) if writer else None
-        return cls(directory, opened.index, held, dims, legacy=opened.legacy)
+        return cls(directory, opened.index, held, dims, legacy=opened.legacy, fields=opened.fields)
 
     async def ensure_index(self) -> None:
         """Nothing left to do: :meth:`open` creates the folder and the index when missing."""
         self._require_open()
 
-    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
+    async def existing_ids(self, ids: Sequence[str], model: str | None = None) -> set[str]:
         if not ids:
             return set()
-        return await self._run(self._existing_ids, list(dict.fromkeys(ids)))
+        if model is not None and "custom.model" not in self._present:
+            return set()
+        return await self._run(self._existing_ids, list(dict.fromkeys(ids)), model)
 
     async def index(self, documents: Sequence[ImageDocument]) -> AsyncIterator[IndexResult]:
         """Add or replace documents in one commit; yield one result per document.
@@ -135,8 +140,9 @@ class EmbeddedIndex:
             return
         if self.legacy:
             raise SearchBackendError(
-                f"embedded index {self.directory} was written before concepts and semantic "
-                f"vectors: {REINDEX_ADVICE} (that upgrades the folder, keeping its documents)"
+                f"embedded index {self.directory} was written by an older deeptag, before "
+                f"some of today's fields: {REINDEX_ADVICE} "
+                "(that upgrades the folder, keeping its documents)"
             )
         for result in await self._run(self._index_batch, list(documents)):
             yield result
@@ -171,7 +177,7 @@ class EmbeddedIndex:
         return SearchPage(len(hits), hits, _elapsed_ms(started))
 
     async def count_with(self, field: VectorField) -> int:
-        if self.legacy and field == "semantic":
+        if field not in self._present:
             return 0
         return await self._run(lambda: len(self._vectors(field).rows))
 
@@ -214,10 +220,22 @@ class EmbeddedIndex:
         index.reload()
         return index.searcher()
 
-    def _existing_ids(self, ids: list[str]) -> set[str]:
+    def _existing_ids(self, ids: list[str], model: str | None) -> set[str]:
         searcher = self._searcher()
-        # One term lookup per id: a posting-list read each, and no stored document is loaded.
-        return {doc_id for doc_id in ids if hit_count(searcher.search(self._id_query(doc_id), 1))}
+        with_model = (
+            None if model is None else tantivy.Query.term_query(self._schema, "custom.model", model)
+        )
+        found = set()
+        for doc_id in ids:
+            # One term lookup per id: a posting-list read each, and no stored document is loaded.
+            query = self._id_query(doc_id)
+            if with_model is not None:
+                query = tantivy.Query.boolean_query(
+                    [(tantivy.Occur.Must, query), (tantivy.Occur.Must, with_model)]
+                )
+            if hit_count(searcher.search(query, 1)):
+                found.add(doc_id)
+        return found
 
     def _get(self, doc_id: str) -> ImageDocument | None:
         searcher = self._searcher()
@@ -335,7 +353,7 @@ class EmbeddedIndex:
         rows: dict[str, int] = {}
         for _, address in everything.hits:
             stored = searcher.doc(address)
-            vector = None if self.legacy and field == "semantic" else stored.get_first(field)
+            vector = None if field not in self._present else stored.get_first(field)
             if vector is None or len(vector) != 4 * dims:
                 continue  # indexed without this vector: not a candidate
             matrix[len(rows)] = np.frombuffer(bytes(vector), dtype="<f4")

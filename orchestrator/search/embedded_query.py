@@ -13,13 +13,14 @@ import tantivy
 
 from orchestrator.errors import InvalidQuery
 from orchestrator.search.base import DEFAULT_QUERY_FIELDS
-from orchestrator.search.embedded_store import METADATA_FIELD, NEW_FIELDS
+from orchestrator.search.embedded_store import CURRENT_FIELDS, METADATA_FIELD
 from orchestrator.search.limits import shown
 
 
-def query_fields(legacy: bool) -> list[str]:
-    """Where bare words look; tantivy resolves unknown names inside the JSON field among them."""
-    fields = [f for f in DEFAULT_QUERY_FIELDS if not (legacy and f in NEW_FIELDS)]
+def query_fields(present: frozenset[str] = CURRENT_FIELDS) -> list[str]:
+    """Where bare words look, among the fields a folder has; tantivy resolves unknown names
+    inside the JSON field among them."""
+    fields = [f for f in DEFAULT_QUERY_FIELDS if f in present]
     return [*fields, METADATA_FIELD]
 
 

@@ -3,8 +3,9 @@
 Field names are Elasticsearch's dotted paths (``categories.category``, ``concepts.concept``), so
 the same ``q=`` strings work on both backends. Each document also keeps its whole JSON (as
 :func:`document_to_source` writes it, minus the vectors) and its float32 vectors as stored
-bytes. A folder written before concepts and semantic vectors existed is opened with the fields
-it has (searching it by words works) and upgraded in place when a writer opens it.
+bytes. A folder written before concepts, semantic vectors or trained models' categories existed
+is opened with the fields it has (searching it by words works) and upgraded in place when a
+writer opens it.
 """
 
 from __future__ import annotations
@@ -36,8 +37,17 @@ EMBEDDING_FIELD = "embedding"
 SEMANTIC_FIELD = "semantic"
 #: User metadata, indexed (and fast, for ranges) under its own keys: ``album``, ``camera.make``.
 METADATA_FIELD = "_metadata"
-#: The fields this version added; a folder without them is a legacy one.
-NEW_FIELDS = frozenset({"concepts.concept", "concepts.score", SEMANTIC_FIELD})
+#: The fields added since the first version; a folder lacking some of them is a legacy one.
+NEW_FIELDS = frozenset(
+    {
+        "concepts.concept",
+        "concepts.score",
+        SEMANTIC_FIELD,
+        "custom.model",
+        "custom.category",
+        "custom.score",
+    }
+)
 REINDEX_ADVICE = "run `deeptag index --reindex FOLDER...` on the images to add them"
 
 
@@ -53,6 +63,10 @@ def build_schema() -> tantivy.Schema:
     builder.add_text_field("tags")
     builder.add_text_field("concepts.concept")
     builder.add_float_field("concepts.score", indexed=True, fast=True)
+    # One structure for every trained model, as the schema is fixed when a folder is made.
+    builder.add_text_field("custom.model", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("custom.category")
+    builder.add_float_field("custom.score", indexed=True, fast=True)
     builder.add_integer_field("width", indexed=True, fast=True)
     builder.add_integer_field("height", indexed=True, fast=True)
     builder.add_text_field("model", tokenizer_name="raw", index_option="basic")
@@ -89,8 +103,10 @@ CURRENT_FIELDS = frozenset(
 @dataclass(frozen=True, eq=False)
 class OpenedIndex:
     index: tantivy.Index
-    #: Written before concepts and semantic vectors: searchable by words, not writable.
+    #: Written before some of today's fields: searchable by words, not writable.
     legacy: bool
+    #: The fields the folder has (all of today's unless it is a legacy one).
+    fields: frozenset[str] = CURRENT_FIELDS
 
 
 def open_tantivy(directory: Path, upgrade: bool = False) -> OpenedIndex:
@@ -108,7 +124,11 @@ def open_tantivy(directory: Path, upgrade: bool = False) -> OpenedIndex:
                 "delete the folder and index the images again"
             )
         fields = _stored_fields(directory)
-        legacy = fields is not None and fields == CURRENT_FIELDS - NEW_FIELDS
+        legacy = (
+            fields is not None
+            and fields != CURRENT_FIELDS
+            and CURRENT_FIELDS - NEW_FIELDS <= fields <= CURRENT_FIELDS
+        )
         if legacy and upgrade:
             _upgrade(directory)
             legacy = False
@@ -126,7 +146,7 @@ def open_tantivy(directory: Path, upgrade: bool = False) -> OpenedIndex:
                 ) from e
         # Searches reload explicitly, so no background thread needs to watch for commits.
         index.config_reader(reload_policy="Manual")
-        return OpenedIndex(index, legacy)
+        return OpenedIndex(index, legacy, fields if legacy and fields else CURRENT_FIELDS)
 
 
 def _stored_fields(directory: Path) -> frozenset[str] | None:
@@ -220,6 +240,10 @@ def to_tantivy(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> tantivy.D
     for concept in document.concepts:
         doc.add_text("concepts.concept", concept.concept)
         doc.add_float("concepts.score", float(concept.score))
+    for custom in document.custom:
+        doc.add_text("custom.model", custom.model)
+        doc.add_text("custom.category", custom.category)
+        doc.add_float("custom.score", float(custom.score))
     doc.add_integer("width", int(document.width))
     doc.add_integer("height", int(document.height))
     doc.add_text("model", document.model)

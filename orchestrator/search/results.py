@@ -21,6 +21,9 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "score": round(hit.score, 6),
         "categories": [{"category": c.category, "score": c.score} for c in document.categories],
         "concepts": [{"concept": c.concept, "score": c.score} for c in document.concepts],
+        "custom": [
+            {"model": c.model, "category": c.category, "score": c.score} for c in document.custom
+        ],
         "width": document.width,
         "height": document.height,
         "metadata": dict(document.metadata),

@@ -31,6 +31,7 @@ const el = {
   uploadFailures: $("upload-failures"),
   drop: $("drop"),
   forgetKey: $("forget-key"),
+  modelFilter: $("model-filter"),
 };
 
 /** What the page shows: a query string, or the images most like an example. */
@@ -327,6 +328,25 @@ function card(hit) {
     }
     body.append(list);
   }
+  // Categories of trained models (`deeptag index --model NAME`), apart from ImageNet's.
+  const custom = (hit.custom || []).slice(0, 4);
+  if (custom.length) {
+    const list = document.createElement("ul");
+    list.className = "concepts customs";
+    list.setAttribute("aria-label", "Trained model categories");
+    for (const c of custom) {
+      const li = document.createElement("li");
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "concept custom";
+      chip.textContent = c.category;
+      chip.title = `${c.category} (${c.model}, ${percent(c.score)}): search for it`;
+      chip.addEventListener("click", () => searchQuery(`custom.category:"${c.category}"`));
+      li.append(chip);
+      list.append(li);
+    }
+    body.append(list);
+  }
 
   const footer = document.createElement("div");
   footer.className = "card-foot";
@@ -427,7 +447,7 @@ async function run(append = false) {
       const from = append ? view.hits.length : 0;
       // Hybrid: the words as typed and their meaning, fused by the server.
       const params = new URLSearchParams({
-        q: view.q,
+        q: filtered(view.q),
         size: String(PAGE),
         from: String(from),
         mode: "hybrid",
@@ -461,6 +481,13 @@ async function run(append = false) {
   } finally {
     if (mine === generation) setBusy(false);
   }
+}
+
+/** The query limited to images carrying the chosen trained model's categories, if one is. */
+function filtered(q) {
+  const model = el.modelFilter.value;
+  if (!model) return q;
+  return q === "*" ? `custom.model:${model}` : `custom.model:${model} AND (${q})`;
 }
 
 function pushHistory(params) {
@@ -642,6 +669,24 @@ async function loadStatus() {
     tritonMetrics.hidden = true;
   }
   el.forgetKey.hidden = !apiKey;
+  showTrained(info.head && info.head.trained);
+}
+
+/** The model selector lists the trained models; hidden while there are none. */
+function showTrained(trained) {
+  const models = Array.isArray(trained) ? trained : [];
+  const chosen = el.modelFilter.value;
+  const options = [el.modelFilter.options[0]];
+  for (const m of models) {
+    const option = document.createElement("option");
+    option.value = m.name;
+    option.textContent = m.name;
+    option.title = (m.labels || []).join(", ");
+    options.push(option);
+  }
+  el.modelFilter.replaceChildren(...options);
+  el.modelFilter.value = models.some((m) => m.name === chosen) ? chosen : "";
+  el.modelFilter.hidden = models.length === 0;
 }
 
 // --- Wiring -----------------------------------------------------------------------------------
@@ -663,6 +708,9 @@ function wire() {
     searchQuery(el.q.value);
   });
   el.clear.addEventListener("click", () => searchQuery("*"));
+  el.modelFilter.addEventListener("change", () => {
+    if (view.mode === "query") run(false);
+  });
   el.more.addEventListener("click", () => {
     if (!busy && !view.done) run(true);
   });

@@ -48,6 +48,14 @@ def overloaded_es() -> Iterator[tuple[str, Cluster]]:
             cluster.authorizations.append(self.headers.get("Authorization"))
             self._answer(200)
 
+        def do_GET(self) -> None:
+            # The index "exists" (HEAD answers 200): its mapping already has every field.
+            if self.path.split("?")[0].endswith("/_mapping"):
+                properties = {"custom": {"type": "object"}}
+                self._answer(200, {"images": {"mappings": {"properties": properties}}})
+            else:
+                self._answer(404, {"error": {"type": "not_found"}, "status": 404})
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if not self.path.startswith("/_bulk"):

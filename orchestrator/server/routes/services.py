@@ -23,6 +23,7 @@ from orchestrator.server.routes.train import create_trainable_service
 from orchestrator.server.schemas import ServiceCreate, read_body
 from orchestrator.server.services import ServiceSpec, ServiceStats, service_key
 from orchestrator.server.state import ServerState, State
+from orchestrator.training.repository import ProbeRepository
 from orchestrator.triton.launcher import is_ready
 
 router = APIRouter()
@@ -131,8 +132,18 @@ async def info(request: Request, state: State) -> dict[str, Any]:
         "triton": {"url": str(endpoint), "ready": ready, "metrics_url": state.triton.metrics_url},
         "model": model_json,
         "search": await _search_summary(state),
+        # The page's model filter: documents carry these models' categories under `custom`.
+        "trained": _trained(state),
     }
     return _ok("/info", **head)
+
+
+def _trained(state: ServerState) -> list[dict[str, Any]]:
+    try:
+        probes = ProbeRepository(state.settings.model_repository).probes()
+    except (OSError, ValueError):  # an unreadable report must not break /info
+        return []
+    return [{"name": p.name, "version": p.version, "labels": list(p.labels)} for p in probes]
 
 
 _CREATE_DOCS = described(
