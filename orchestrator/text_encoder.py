@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tritonclient.utils import InferenceServerException
 
 from orchestrator.errors import (
     BadRequest,
@@ -27,7 +26,7 @@ from orchestrator.errors import (
     TritonUnavailable,
     quote_input,
 )
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.client import Endpoint, call_triton
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
@@ -178,32 +177,9 @@ class TextEncoder:
         return normalised
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await asyncio.wait_for(awaitable, self.timeout_s)
-        except InferenceServerException as e:
-            message = e.message() or str(e)
-            lowered = message.lower()
-            if "unavailable" in lowered or "connect" in lowered:
-                raise TritonUnavailable(
-                    f"Triton at {self.endpoint} is unreachable: {message}"
-                ) from e
-            if "unknown model" in lowered or "not found" in lowered:
-                raise ModelNotFound(
-                    f"Triton at {self.endpoint} does not serve text model '{self.model}': "
-                    f"{message}; run `deeptag models export`"
-                ) from e
-            raise InferenceFailed(f"Triton at {self.endpoint}: {message}") from e
-        except TimeoutError as e:
-            raise TritonUnavailable(
-                f"Triton at {self.endpoint} did not answer within {self.timeout_s:.0f}s"
-            ) from e
-        except OSError as e:
-            raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
-        except Exception as e:
-            # aiohttp/grpc raise their own connection errors; none of them is a user's bug.
-            if type(e).__module__.split(".")[0] in ("aiohttp", "grpc"):
-                raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
-            raise
+        return await call_triton(
+            awaitable, self.endpoint, f"text model '{self.model}'", self.timeout_s
+        )
 
     async def close(self) -> None:
         if self._client is not None:

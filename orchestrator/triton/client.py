@@ -170,31 +170,7 @@ class TritonClient:
         )
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await asyncio.wait_for(awaitable, self.timeout_s)
-        except InferenceServerException as e:
-            message = e.message() or str(e)
-            if "unavailable" in message.lower() or "connect" in message.lower():
-                raise TritonUnavailable(
-                    f"Triton at {self.endpoint} is unreachable: {message}"
-                ) from e
-            if "unknown model" in message.lower() or "not found" in message.lower():
-                raise ModelNotFound(
-                    f"Triton at {self.endpoint} does not serve model '{self.model}': {message}; "
-                    "run `deeptag models export`"
-                ) from e
-            raise InferenceFailed(f"Triton at {self.endpoint}: {message}") from e
-        except TimeoutError as e:
-            raise TritonUnavailable(
-                f"Triton at {self.endpoint} did not answer within {self.timeout_s:.0f}s"
-            ) from e
-        except OSError as e:
-            raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
-        except Exception as e:
-            # aiohttp/grpc raise their own connection errors; none of them is a user's bug.
-            if type(e).__module__.split(".")[0] in ("aiohttp", "grpc"):
-                raise TritonUnavailable(f"Triton at {self.endpoint} is unreachable: {e}") from e
-            raise
+        return await call_triton(awaitable, self.endpoint, f"model '{self.model}'", self.timeout_s)
 
     async def classify(
         self,
@@ -292,3 +268,34 @@ class TritonClient:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+
+
+async def call_triton(awaitable: Any, endpoint: Endpoint, what: str, timeout_s: float) -> Any:
+    """``awaitable``'s result, with tritonclient's and the transports' errors translated.
+
+    ``what`` names the model in the message ("model 'efficientnet_lite0'").
+    """
+    try:
+        return await asyncio.wait_for(awaitable, timeout_s)
+    except InferenceServerException as e:
+        message = e.message() or str(e)
+        lowered = message.lower()
+        if "unavailable" in lowered or "connect" in lowered:
+            raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {message}") from e
+        if "unknown model" in lowered or "not found" in lowered:
+            raise ModelNotFound(
+                f"Triton at {endpoint} does not serve {what}: {message}; "
+                "run `deeptag models export`"
+            ) from e
+        raise InferenceFailed(f"Triton at {endpoint}: {message}") from e
+    except TimeoutError as e:
+        raise TritonUnavailable(
+            f"Triton at {endpoint} did not answer within {timeout_s:.0f}s"
+        ) from e
+    except OSError as e:
+        raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {e}") from e
+    except Exception as e:
+        # aiohttp/grpc raise their own connection errors; none of them is a user's bug.
+        if type(e).__module__.split(".")[0] in ("aiohttp", "grpc"):
+            raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {e}") from e
+        raise
