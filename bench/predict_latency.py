@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -96,6 +97,33 @@ def deeptag_serve(
         server.wait()
 
 
+@dataclass(frozen=True)
+class Stack:
+    url: str  # of `deeptag serve`
+    images: list[str]  # URLs of the served JPEGs
+    triton: LocalTriton
+    server: subprocess.Popen[bytes]  # `deeptag serve`
+
+
+@contextmanager
+def predict_stack(image_count: int = 64) -> Iterator[Stack]:
+    """JPEGs on a local image server, a local Triton and `deeptag serve` on it, all stopped
+    on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        names = write_jpegs(folder, image_count)
+        image_server, image_url = serve_folder(folder)
+        images = [f"{image_url}/{name}" for name in names]
+        ports = TritonPorts(free_port(), free_port(), free_port())
+        with (
+            LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
+            deeptag_serve(triton.http_url, Path(tmp) / "data") as (url, server),
+        ):
+            yield Stack(url, images, triton, server)
+        image_server.shutdown()
+
+
 def measure(url: str, images: list[str], per_call: int, calls: int) -> list[float]:
     times = []
     with httpx.Client(timeout=120) as http:
@@ -117,19 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "images"
-        folder.mkdir()
-        names = write_jpegs(folder, 64)
-        image_server, image_url = serve_folder(folder)
-        images = [f"{image_url}/{name}" for name in names]
-        ports = TritonPorts(free_port(), free_port(), free_port())
-        with (
-            LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
-            deeptag_serve(triton.http_url, Path(tmp) / "data") as (url, _),
-        ):
-            rows = [(n, measure(url, images, n, args.calls)) for n in (1, 16)]
-        image_server.shutdown()
+    with predict_stack() as stack:
+        rows = [(n, measure(stack.url, stack.images, n, args.calls)) for n in (1, 16)]
     title = f"/predict, warm server, local Triton on CPU ({os.cpu_count()} cores)"
     table = Table(title=f"{title}, {args.calls} calls each")
     for column in ("images per call", "p50", "p95", "images/s at p50"):

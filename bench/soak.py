@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,12 +21,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from predict_latency import REPO, deeptag_serve, percentile, serve_folder, write_jpegs
+from predict_latency import percentile, predict_stack
 from rich.console import Console
 from rich.table import Table
 
 from orchestrator.triton.client import Endpoint, TritonClient
-from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 
 STUB_NAME = "triton_python_backend_stub"
 #: RSS in MiB of the server, tritonserver and its python stub(s).
@@ -193,24 +191,13 @@ def main() -> None:
     args = parser.parse_args()
     # Bounded: a soak is a few minutes, not an unattended overnight run.
     args.duration = min(args.duration, 300.0)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "images"
-        folder.mkdir()
-        names = write_jpegs(folder, 64)
-        image_server, image_url = serve_folder(folder)
-        images = [f"{image_url}/{name}" for name in names]
-        ports = TritonPorts(free_port(), free_port(), free_port())
-        with (
-            LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
-            deeptag_serve(triton.http_url, Path(tmp) / "data") as (url, server),
-        ):
-            assert triton.pid is not None
-            procs = Processes(server.pid, triton.pid)
-            fresh = {"idle": procs.memory()}
-            batch = asyncio.run(one_full_batch(triton.http_url))
-            fresh["one batch"] = procs.memory()
-            runs = [asyncio.run(soak(url, images, n, args, procs)) for n in args.per_call]
-        image_server.shutdown()
+    with predict_stack() as stack:
+        assert stack.triton.pid is not None
+        procs = Processes(stack.server.pid, stack.triton.pid)
+        fresh = {"idle": procs.memory()}
+        batch = asyncio.run(one_full_batch(stack.triton.http_url))
+        fresh["one batch"] = procs.memory()
+        runs = [asyncio.run(soak(stack.url, stack.images, n, args, procs)) for n in args.per_call]
     report(runs, args, (batch, fresh))
 
 

@@ -19,7 +19,7 @@ from orchestrator.errors import (
     SourceRefused,
     quote_input,
 )
-from orchestrator.sources import decode_base64, looks_like_image, name_of
+from orchestrator.sources import decode_base64, is_under, looks_like_image, name_of
 from orchestrator.types import ImageBytes, ImageSource, SourceKind
 
 USER_AGENT = "deeptag/0.1 (+image tagging; https://pypi.org/project/deeptag/)"
@@ -73,13 +73,12 @@ class SourceReader:
         path = Path(location).expanduser()
         # Only the name goes into errors: a path can be thousands of characters.
         name = quote_input(location)
-        if self.policy.path_roots is not None:
-            resolved = path.resolve()
-            if not any(resolved.is_relative_to(root.resolve()) for root in self.policy.path_roots):
-                raise SourceRefused(
-                    f"{name}: local paths are only read under the configured image roots "
-                    "(DEEPTAG_IMAGE_ROOTS)"
-                )
+        roots = self.policy.path_roots
+        if roots is not None and not is_under(path.resolve(), roots):
+            raise SourceRefused(
+                f"{name}: local paths are only read under the configured image roots "
+                "(DEEPTAG_IMAGE_ROOTS)"
+            )
         try:
             size = path.stat().st_size
             if not path.is_file():

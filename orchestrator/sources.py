@@ -92,7 +92,12 @@ def _is_file_under(text: str, roots: tuple[Path, ...] | None) -> bool:
         resolved = path.resolve()
     except (OSError, ValueError):  # a name too long, say
         return False
-    return roots is None or any(resolved.is_relative_to(root.resolve()) for root in roots)
+    return roots is None or is_under(resolved, roots)
+
+
+def is_under(resolved: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether the resolved path ``resolved`` lies inside one of ``roots``."""
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
 def _decodes(text: str) -> bool:

@@ -10,7 +10,6 @@ the graph. Queries go through Triton like images do, so a production GPU serves 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from orchestrator.errors import (
     TritonUnavailable,
     quote_input,
 )
-from orchestrator.triton.client import Endpoint, call_triton
+from orchestrator.settings import Settings
+from orchestrator.triton.client import Endpoint, call_triton, open_client, protocol_module
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
@@ -94,18 +94,19 @@ class TextEncoder:
         self._client: Any = None
         self.info: TextModelInfo | None = None
 
-    def _module(self) -> Any:
-        if self.endpoint.protocol == "grpc":
-            return importlib.import_module("tritonclient.grpc.aio")
-        return importlib.import_module("tritonclient.http.aio")
+    @classmethod
+    def for_settings(cls, settings: Settings, endpoint: Endpoint) -> TextEncoder:
+        """The configured text model, with the tokenizer the export put in its folder."""
+        return cls(
+            endpoint,
+            settings.text_model,
+            settings.model_repository / settings.text_model / TOKENIZER_FILE,
+            settings.triton_timeout_s,
+        )
 
     async def connect(self) -> TextModelInfo:
         """Connect, then check once that the model is ready and takes tokens."""
-        module = self._module()
-        kwargs = {} if self.endpoint.protocol == "grpc" else {"conn_timeout": self.timeout_s}
-        self._client = module.InferenceServerClient(
-            self.endpoint.address, ssl=self.endpoint.ssl, **kwargs
-        )
+        self._client = open_client(self.endpoint, self.timeout_s)
         try:
             if not await self._call(self._client.is_model_ready(self.model)):
                 raise ModelNotFound(
@@ -157,9 +158,14 @@ class TextEncoder:
         results = await asyncio.gather(*(self._encode_batch(chunk) for chunk in chunks))
         return np.concatenate(results)
 
+    async def encode_one(self, text: str) -> list[float]:
+        """One text's embedding as floats: the :data:`~orchestrator.search.hybrid.Encode` of
+        semantic search."""
+        return [float(x) for x in (await self.encode([text]))[0]]
+
     async def _encode_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         ids, mask = tokenize(self.tokenizer, texts)
-        module = self._module()
+        module = protocol_module(self.endpoint)
         inputs = []
         for name, array in ((INPUT_IDS, ids), (ATTENTION_MASK, mask)):
             tensor = module.InferInput(name, list(array.shape), "INT64")

@@ -225,6 +225,28 @@ function duration(ms) {
 
 // --- Rendering ------------------------------------------------------------------------------
 
+/** A list of search chips, labelled for screen readers. */
+function chipList(className, label, chips) {
+  const list = document.createElement("ul");
+  list.className = className;
+  list.setAttribute("aria-label", label);
+  list.append(...chips);
+  return list;
+}
+
+/** One chip (a list item) that searches for `query` when clicked. */
+function searchChip(className, title, query, ...content) {
+  const li = document.createElement("li");
+  const chip = document.createElement("button");
+  chip.type = "button";
+  chip.className = className;
+  chip.title = title;
+  chip.append(...content);
+  chip.addEventListener("click", () => searchQuery(query));
+  li.append(chip);
+  return li;
+}
+
 function card(hit) {
   const item = document.createElement("li");
   item.className = "card";
@@ -288,64 +310,47 @@ function card(hit) {
   name.textContent = displayName(hit.uri, hit.id);
   name.title = `${hit.uri || name.textContent}: open the full image`;
   body.append(name);
-  const cats = document.createElement("ul");
-  cats.className = "cats";
-  cats.setAttribute("aria-label", "Top categories");
-  for (const c of (hit.categories || []).slice(0, 3)) {
-    const li = document.createElement("li");
-    const chip = document.createElement("button");
-    chip.type = "button";
-    chip.className = "chip";
-    chip.title = `${labelWords(c.category)}: search for it`;
-    const words = document.createElement("span");
-    words.className = "words";
-    words.textContent = shortLabel(c.category);
-    const score = document.createElement("span");
-    score.className = "pct";
-    score.textContent = percent(c.score);
-    chip.append(words, " ", score);
-    chip.addEventListener("click", () => searchQuery(`"${shortLabel(c.category)}"`));
-    li.append(chip);
-    cats.append(li);
-  }
-  body.append(cats);
+  body.append(
+    chipList(
+      "cats",
+      "Top categories",
+      (hit.categories || []).slice(0, 3).map((c) => {
+        const words = document.createElement("span");
+        words.className = "words";
+        words.textContent = shortLabel(c.category);
+        const score = document.createElement("span");
+        score.className = "pct";
+        score.textContent = percent(c.score);
+        const title = `${labelWords(c.category)}: search for it`;
+        return searchChip("chip", title, `"${shortLabel(c.category)}"`, words, " ", score);
+      }),
+    ),
+  );
   // WordNet concepts above the labels ("cat", "vehicle"): searchable words of their own.
   const concepts = (hit.concepts || []).slice(0, 4);
   if (concepts.length) {
-    const list = document.createElement("ul");
-    list.className = "concepts";
-    list.setAttribute("aria-label", "Concepts");
-    for (const c of concepts) {
-      const li = document.createElement("li");
-      const chip = document.createElement("button");
-      chip.type = "button";
-      chip.className = "concept";
-      chip.textContent = c.concept;
-      chip.title = `${c.concept} (${percent(c.score)}): search for it`;
-      chip.addEventListener("click", () => searchQuery(`"${c.concept}"`));
-      li.append(chip);
-      list.append(li);
-    }
-    body.append(list);
+    const chips = concepts.map((c) =>
+      searchChip(
+        "concept",
+        `${c.concept} (${percent(c.score)}): search for it`,
+        `"${c.concept}"`,
+        c.concept,
+      ),
+    );
+    body.append(chipList("concepts", "Concepts", chips));
   }
   // Categories of trained models (`deeptag index --model NAME`), apart from ImageNet's.
   const custom = (hit.custom || []).slice(0, 4);
   if (custom.length) {
-    const list = document.createElement("ul");
-    list.className = "concepts customs";
-    list.setAttribute("aria-label", "Trained model categories");
-    for (const c of custom) {
-      const li = document.createElement("li");
-      const chip = document.createElement("button");
-      chip.type = "button";
-      chip.className = "concept custom";
-      chip.textContent = c.category;
-      chip.title = `${c.category} (${c.model}, ${percent(c.score)}): search for it`;
-      chip.addEventListener("click", () => searchQuery(`custom.category:"${c.category}"`));
-      li.append(chip);
-      list.append(li);
-    }
-    body.append(list);
+    const chips = custom.map((c) =>
+      searchChip(
+        "concept custom",
+        `${c.category} (${c.model}, ${percent(c.score)}): search for it`,
+        `custom.category:"${c.category}"`,
+        c.category,
+      ),
+    );
+    body.append(chipList("concepts customs", "Trained model categories", chips));
   }
 
   const footer = document.createElement("div");

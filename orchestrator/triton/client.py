@@ -71,11 +71,18 @@ class Classification:
     probs: npt.NDArray[np.float32] | None = None  # [N, classes], with ``with_probs`` only
 
 
-def parse_class_entry(entry: bytes | str) -> Label:
-    """One classification-extension string, ``"0.95:967:n07920052 espresso"`` (pure)."""
+def split_class_entry(entry: bytes | str) -> tuple[float, str, str]:
+    """One classification-extension string, ``"0.95:967:n07920052 espresso"``, as its score,
+    class index and class name (pure)."""
     text = entry.decode() if isinstance(entry, bytes) else entry
-    score, _index, category = text.split(":", 2)
-    return Label(category=category, score=float(score))
+    score, index, category = text.split(":", 2)
+    return float(score), index, category
+
+
+def parse_class_entry(entry: bytes | str) -> Label:
+    """One classification-extension string as a label (pure)."""
+    score, _index, category = split_class_entry(entry)
+    return Label(category=category, score=score)
 
 
 def top_labels(
@@ -91,6 +98,25 @@ def top_labels(
     return rows
 
 
+def protocol_module(endpoint: Endpoint) -> Any:
+    """tritonclient's asyncio module for ``endpoint``'s protocol.
+
+    Imported on use: each protocol's client stack (grpc, aiohttp) costs ~0.3 s to import.
+    """
+    if endpoint.protocol == "grpc":
+        return importlib.import_module("tritonclient.grpc.aio")
+    return importlib.import_module("tritonclient.http.aio")
+
+
+def open_client(endpoint: Endpoint, timeout_s: float) -> Any:
+    """An asyncio ``InferenceServerClient`` for ``endpoint``; the HTTP one connects within
+    ``timeout_s`` (the gRPC one has no such setting)."""
+    module = protocol_module(endpoint)
+    if endpoint.protocol == "grpc":
+        return module.InferenceServerClient(endpoint.address, ssl=endpoint.ssl)
+    return module.InferenceServerClient(endpoint.address, ssl=endpoint.ssl, conn_timeout=timeout_s)
+
+
 class TritonClient:
     def __init__(self, endpoint: Endpoint, model: str, timeout_s: float = 60.0) -> None:
         self.endpoint = endpoint
@@ -100,23 +126,9 @@ class TritonClient:
         self.info: ModelInfo | None = None
         self._class_names: tuple[str, ...] | None = None
 
-    def _module(self) -> Any:
-        # Imported on use: each protocol's client stack (grpc, aiohttp) costs ~0.3 s to import.
-        if self.endpoint.protocol == "grpc":
-            return importlib.import_module("tritonclient.grpc.aio")
-        return importlib.import_module("tritonclient.http.aio")
-
     async def connect(self) -> ModelInfo:
         """Connect, then check once that the model is ready and has the expected I/O."""
-        module = self._module()
-        if self.endpoint.protocol == "grpc":
-            self._client = module.InferenceServerClient(
-                self.endpoint.address, ssl=self.endpoint.ssl
-            )
-        else:
-            self._client = module.InferenceServerClient(
-                self.endpoint.address, ssl=self.endpoint.ssl, conn_timeout=self.timeout_s
-            )
+        self._client = open_client(self.endpoint, self.timeout_s)
         try:
             ready = await self._call(self._client.is_model_ready(self.model))
         except TritonUnavailable:
@@ -209,7 +221,7 @@ class TritonClient:
         if self._class_names is None:
             if self.info is None:
                 raise TritonUnavailable("TritonClient.class_names() called before connect()")
-            module = self._module()
+            module = protocol_module(self.endpoint)
             blank = np.zeros((1, *self.info.input_shape), dtype=np.uint8)
             infer_input = module.InferInput(INPUT_NAME, list(blank.shape), "UINT8")
             infer_input.set_data_from_numpy(blank)
@@ -223,8 +235,7 @@ class TritonClient:
                 raise InferenceFailed(f"Triton at {self.endpoint} returned no class names")
             names = [""] * count
             for entry in np.atleast_1d(entries[0]):
-                text = entry.decode() if isinstance(entry, bytes) else str(entry)
-                _score, index, name = text.split(":", 2)
+                _score, index, name = split_class_entry(entry)
                 names[int(index)] = name
             self._class_names = tuple(names)
         return self._class_names
@@ -236,7 +247,7 @@ class TritonClient:
         with_embedding: bool,
         names: tuple[str, ...] | None = None,
     ) -> Classification:
-        module = self._module()
+        module = protocol_module(self.endpoint)
         infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         infer_input.set_data_from_numpy(batch)
         outputs = [
