@@ -138,19 +138,11 @@ async def evaluate(
 ) -> dict[SearchMode, Result]:
     """Per mode: mean recall@3, p50 latency in ms, mean hits (of 10) for the absent queries,
     and each query's top three."""
-    encoder = TextEncoder(
-        Endpoint.parse(str(settings.triton_url)),
-        settings.text_model,
-        settings.model_repository / settings.text_model / "tokenizer.json",
-    )
+    encoder = TextEncoder.for_settings(settings, Endpoint.parse(str(settings.triton_url)))
     await encoder.connect()
     backend: SearchBackend = await open_backend(settings)
-
-    async def encode(text: str) -> list[float]:
-        return [float(x) for x in (await encoder.encode([text]))[0]]
-
     results: dict[SearchMode, Result] = {}
-    options = {"encode": encode, "min_score": settings.semantic_min_score}
+    options = {"encode": encoder.encode_one, "min_score": settings.semantic_min_score}
     try:
         for mode in MODES:
             latencies: list[float] = []

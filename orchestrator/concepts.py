@@ -10,7 +10,6 @@ class-by-concept matrix, for one image or a whole batch.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,8 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from orchestrator.semantic import label_text
+
 DEFAULT_LIMIT = 12
-_WNID = re.compile(r"^n\d{8}\s+")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def normalise(name: str) -> str:
 
 def label_names(label: str) -> set[str]:
     """The normalised names of a label, ``"n02123045 tabby, tabby cat"`` or ``"tabby"``."""
-    return {normalise(part) for part in _WNID.sub("", label).split(",") if part.strip()}
+    return {normalise(part) for part in label_text(label).split(",") if part.strip()}
 
 
 def table_from_json(data: dict[str, Any]) -> ConceptTable:
@@ -124,6 +124,17 @@ def top_concepts(
     scores = concept_scores(probs, table)
     if scores.ndim != 1:
         raise ValueError(f"top_concepts takes one image's probs, got shape {scores.shape}")
+    return concepts_from_scores(scores, labels, threshold, limit, table)
+
+
+def concepts_from_scores(
+    scores: npt.NDArray[np.float32],
+    labels: Sequence[str],
+    threshold: float,
+    limit: int,
+    table: ConceptTable,
+) -> tuple[Concept, ...]:
+    """:func:`top_concepts` of one image whose :func:`concept_scores` ``[C]`` are known."""
 
     def specificity(i: int) -> tuple[int, int]:
         return int(table.descendants[i]), -int(table.depths[i])

@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.concepts import Concept, ConceptTable, concept_scores, load_table, top_concepts
+from orchestrator.concepts import (
+    DEFAULT_LIMIT,
+    Concept,
+    ConceptTable,
+    concept_scores,
+    concepts_from_scores,
+    load_table,
+)
 from orchestrator.errors import ModelNotFound
 from orchestrator.semantic import SemanticSpace, load_space, semantic_vectors
 from orchestrator.types import Label
@@ -54,15 +61,16 @@ class Enricher:
         )
         return [
             Enrichment(
-                concepts=top_concepts(
+                concepts=concepts_from_scores(
                     row,
                     [label.category for label in image_labels],
                     self.concept_threshold,
-                    table=self.table,
+                    DEFAULT_LIMIT,
+                    self.table,
                 ),
                 semantic=None if vectors is None else vectors[i],
             )
-            for i, (row, image_labels) in enumerate(zip(probs, labels, strict=True))
+            for i, (row, image_labels) in enumerate(zip(scores, labels, strict=True))
         ]
 
 

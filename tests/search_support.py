@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -14,8 +15,9 @@ from PIL import Image, ImageOps
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
 from orchestrator.pipeline import TagOptions
 from orchestrator.runtime import tagging_session
+from orchestrator.samples import sample_dir
 from orchestrator.search import hybrid
-from orchestrator.search.base import SearchBackend
+from orchestrator.search.base import ImageDocument, SearchBackend
 from orchestrator.search.factory import open_backend
 from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.settings import Settings
@@ -23,8 +25,37 @@ from orchestrator.sources import classify
 from orchestrator.text_encoder import TextEncoder
 from orchestrator.triton.client import Endpoint
 from orchestrator.types import Prediction
+from tests.conftest import MODEL_REPOSITORY, DeeptagServer, ServerFactory
 
 T = TypeVar("T")
+
+
+def search_settings(
+    kind: str, triton_url: str, es_url: str, data_dir: Path, index_prefix: str
+) -> Settings:
+    """Settings for ``kind``, with a fresh Elasticsearch index named ``index_prefix-<random>``."""
+    return Settings(
+        triton_url=triton_url,
+        model_repository=MODEL_REPOSITORY,
+        data_dir=data_dir,
+        search_backend=kind,
+        es_url=es_url,
+        es_index=f"{index_prefix}-{uuid.uuid4().hex[:8]}",
+    )
+
+
+def start_search_server(
+    start_deeptag: ServerFactory, kind: str, es_url: str, index_prefix: str
+) -> DeeptagServer:
+    """`deeptag serve` on ``kind`` (a fresh ES index), reading local images under the samples."""
+    return start_deeptag(
+        {
+            "DEEPTAG_SEARCH_BACKEND": kind,
+            "DEEPTAG_ES_URL": es_url,
+            "DEEPTAG_ES_INDEX": f"{index_prefix}-{uuid.uuid4().hex[:8]}",
+            "DEEPTAG_IMAGE_ROOTS": str(sample_dir()),
+        }
+    )
 
 
 def with_backend(settings: Settings, call: Callable[[SearchBackend], Awaitable[T]]) -> T:
@@ -36,6 +67,15 @@ def with_backend(settings: Settings, call: Callable[[SearchBackend], Awaitable[T
             await backend.close()
 
     return asyncio.run(main())
+
+
+def index_documents(settings: Settings, documents: Sequence[ImageDocument]) -> list[bool]:
+    """Store ready-made documents (as an earlier deeptag wrote them); each result's ``ok``."""
+
+    async def add(backend: SearchBackend) -> list[bool]:
+        return [result.ok async for result in backend.index(documents)]
+
+    return with_backend(settings, add)
 
 
 def index_paths(
@@ -83,21 +123,16 @@ def hybrid_search(
 
     async def main() -> ModePage:
         endpoint = Endpoint.parse(str(settings.triton_url), "http")
-        tokenizer = settings.model_repository / settings.text_model / "tokenizer.json"
-        encoder = TextEncoder(endpoint, settings.text_model, tokenizer)
+        encoder = TextEncoder.for_settings(settings, endpoint)
         await encoder.connect()
         backend = await open_backend(settings)
-
-        async def encode(text: str) -> list[float]:
-            return [float(x) for x in (await encoder.encode([text]))[0]]
-
         try:
             return await hybrid.search(
                 backend,
                 query,
                 mode,
                 size=size,
-                encode=encode,
+                encode=encoder.encode_one,
                 min_score=settings.semantic_min_score,
             )
         finally:

@@ -77,27 +77,17 @@ async def _by_words_and_meaning(
             min_score=settings.semantic_min_score,
         )
 
-    words_only = mode == "words" or query.strip() in ("", "*") or hybrid.is_structured(query)
-    if words_only or await backend.count_with("semantic") == 0:
+    if hybrid.runs_as_words(query, mode) or await backend.count_with("semantic") == 0:
         return await run()
     with triton_for(settings) as triton:
         try:
-            encoder = TextEncoder(
-                triton.endpoint,
-                settings.text_model,
-                settings.model_repository / settings.text_model / "tokenizer.json",
-                settings.triton_timeout_s,
-            )
+            encoder = TextEncoder.for_settings(settings, triton.endpoint)
             await encoder.connect()
         except DeeptagError as e:
             # Words still answer; the notice says what semantic search is missing.
             return await run(unavailable=e.message)
         try:
-
-            async def encode(text: str) -> list[float]:
-                return [float(x) for x in (await encoder.encode([text]))[0]]
-
-            return await run(encode)
+            return await run(encoder.encode_one)
         finally:
             await encoder.close()
 

@@ -48,6 +48,12 @@ def is_structured(query: str) -> bool:
     return bool(_STRUCTURE.search(_PHRASE.sub(" ", query)))
 
 
+def runs_as_words(query: str, mode: SearchMode) -> bool:
+    """Whether ``query`` in ``mode`` is a word search only, with no text to embed (pure)."""
+    query = query.strip()
+    return mode == "words" or not semantic_text(query) or query == "*" or is_structured(query)
+
+
 def semantic_text(query: str) -> str:
     """What is embedded for a free-text query: its words, without the quotes (pure)."""
     return " ".join(query.replace('"', " ").split())
@@ -96,7 +102,7 @@ async def search(
     query = query.strip()
     check_window(size, offset)
     check_query(query)
-    if mode == "words" or not semantic_text(query) or query == "*" or is_structured(query):
+    if runs_as_words(query, mode):
         return ModePage(await backend.search(query or "*", size=size, offset=offset), "words")
     started = time.perf_counter()
     notice = await _coverage_notice(backend)

@@ -63,14 +63,8 @@ class ServerState:
 
     async def connect_text_encoder(self) -> None:
         """Connect the query encoder once; without it, searches run by words and say why."""
-        settings = self.settings
         try:
-            encoder = TextEncoder(
-                self.triton.endpoint,
-                settings.text_model,
-                settings.model_repository / settings.text_model / "tokenizer.json",
-                settings.triton_timeout_s,
-            )
+            encoder = TextEncoder.for_settings(self.settings, self.triton.endpoint)
             await encoder.connect()
         except DeeptagError as e:
             self.text_encoder_problem = e.message

@@ -21,7 +21,7 @@ from orchestrator.search.base import Category, ImageDocument
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, free_port
 from tests.conftest import MODEL_REPOSITORY
-from tests.search_support import mirrored_recrop, variants, with_backend
+from tests.search_support import index_documents, mirrored_recrop, variants, with_backend
 
 pytestmark = pytest.mark.e2e
 
@@ -302,11 +302,7 @@ def test_search_modes_and_the_way_to_upgrade_old_documents(
         model="efficientnet_lite0/1",
         indexed_at="2025-01-01T00:00:00Z",
     )
-
-    async def add(backend):  # type: ignore[no-untyped-def]
-        return [result.ok async for result in backend.index([old])]
-
-    assert with_backend(cli.settings, add) == [True]
+    assert index_documents(cli.settings, [old]) == [True]
 
     before = cli.run("search", "kitten")
     assert before.returncode == 0, before.stderr

@@ -20,8 +20,14 @@ from orchestrator.search.elasticsearch import added_fields, index_mapping
 from orchestrator.search.hybrid import SearchMode
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton
-from tests.conftest import MODEL_REPOSITORY, ServerFactory
-from tests.search_support import hybrid_search, index_paths, with_backend
+from tests.conftest import ServerFactory
+from tests.search_support import (
+    hybrid_search,
+    index_documents,
+    index_paths,
+    search_settings,
+    with_backend,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +43,7 @@ class Indexed:
 
 
 def settings_for(kind: str, triton: LocalTriton, es_url: str, data_dir: Path) -> Settings:
-    return Settings(
-        triton_url=triton.http_url,
-        model_repository=MODEL_REPOSITORY,
-        data_dir=data_dir,
-        search_backend=kind,
-        es_url=es_url,
-        es_index=f"deeptag-hybrid-{uuid.uuid4().hex[:8]}",
-    )
+    return search_settings(kind, triton.http_url, es_url, data_dir, "deeptag-hybrid")
 
 
 @pytest.fixture(scope="module", params=["embedded", "es"])
@@ -122,11 +121,7 @@ def test_documents_indexed_before_concepts_say_how_to_add_them(
         model="efficientnet_lite0/1",
         indexed_at="2025-01-01T00:00:00Z",
     )
-
-    async def add(backend):  # type: ignore[no-untyped-def]
-        return [result.ok async for result in backend.index([old])]
-
-    assert with_backend(settings, add) == [True]
+    assert index_documents(settings, [old]) == [True]
     result = hybrid_search(settings, "espresso")
     assert [hit.document.uri for hit in result.page.hits] == ["/photos/cup.jpg"]
     assert result.notice is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +12,13 @@ from orchestrator.indexing import IndexOptions
 from orchestrator.search.base import ImageDocument, SearchPage
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton
-from tests.conftest import MODEL_REPOSITORY
-from tests.search_support import embed, index_paths, mirrored_recrop, with_backend
+from tests.search_support import (
+    embed,
+    index_paths,
+    mirrored_recrop,
+    search_settings,
+    with_backend,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +47,12 @@ def indexed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Indexed:
     kind = request.param
-    settings = Settings(
-        triton_url=triton.http_url,
-        model_repository=MODEL_REPOSITORY,
-        data_dir=tmp_path_factory.mktemp(f"search-{kind}"),
-        search_backend=kind,
-        es_url=elasticsearch_url,
-        es_index=f"deeptag-test-{uuid.uuid4().hex[:8]}",
+    settings = search_settings(
+        kind,
+        triton.http_url,
+        elasticsearch_url,
+        tmp_path_factory.mktemp(f"search-{kind}"),
+        "deeptag-test",
     )
     stats, failures = index_paths(settings, list(samples.values()))
     assert (stats.indexed, failures) == (len(samples), [])

@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from orchestrator.samples import sample_dir
 from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory
+from tests.search_support import start_search_server
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +30,7 @@ def server(
     samples: dict[str, Path],
     elasticsearch_url: str,
 ) -> DeeptagServer:
-    server = start_deeptag(
-        {
-            "DEEPTAG_SEARCH_BACKEND": request.param,
-            "DEEPTAG_ES_URL": elasticsearch_url,
-            "DEEPTAG_ES_INDEX": f"deeptag-bounds-{uuid.uuid4().hex[:8]}",
-            "DEEPTAG_IMAGE_ROOTS": str(sample_dir()),
-        }
-    )
+    server = start_search_server(start_deeptag, request.param, elasticsearch_url, "deeptag-bounds")
     for name, metadata in (("coffee", {"year": 2019}), ("rocket", {})):
         answer = httpx.post(
             f"{server.url}/index",

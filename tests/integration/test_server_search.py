@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from orchestrator.samples import sample_dir
 from tests.conftest import DeeptagServer, ServerFactory
-from tests.search_support import mirrored_recrop
+from tests.search_support import mirrored_recrop, start_search_server
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +23,7 @@ def server(
     samples: dict[str, Path],
     elasticsearch_url: str,
 ) -> DeeptagServer:
-    server = start_deeptag(
-        {
-            "DEEPTAG_SEARCH_BACKEND": request.param,
-            "DEEPTAG_ES_URL": elasticsearch_url,
-            "DEEPTAG_ES_INDEX": f"deeptag-http-{uuid.uuid4().hex[:8]}",
-            "DEEPTAG_IMAGE_ROOTS": str(sample_dir()),
-        }
-    )
+    server = start_search_server(start_deeptag, request.param, elasticsearch_url, "deeptag-http")
     answer = httpx.post(
         f"{server.url}/index", json={"data": [str(p) for p in samples.values()]}, timeout=120
     )

@@ -19,6 +19,7 @@ from orchestrator.search.base import SearchPage
 from orchestrator.search.hybrid import SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW
 from orchestrator.search.results import mode_page_json, page_json
+from orchestrator.server.cancellation import run_for_client
 from orchestrator.server.openapi import (
     BODY_ERRORS,
     EXAMPLE_IMAGE,
@@ -26,7 +27,6 @@ from orchestrator.server.openapi import (
     SearchResponse,
     described,
 )
-from orchestrator.server.routes.predict import run_for_client
 from orchestrator.server.schemas import IndexRequest, SearchRequest, check_data_items, read_body
 from orchestrator.server.state import ServerState, State
 from orchestrator.sources import classify, classify_all, decode_base64
@@ -63,18 +63,13 @@ async def by_query(
     """Words and meaning fused (or one of them), with a notice when something is missing."""
     backend = await state.get_backend()
     encoder = state.text_encoder
-
-    async def encode(text: str) -> list[float]:
-        assert encoder is not None
-        return [float(x) for x in (await encoder.encode([text]))[0]]
-
     result = await hybrid.search(
         backend,
         query,
         mode,
         size=size,
         offset=offset,
-        encode=encode if encoder is not None else None,
+        encode=encoder.encode_one if encoder is not None else None,
         unavailable=state.text_encoder_problem,
         min_score=state.settings.semantic_min_score,
     )
