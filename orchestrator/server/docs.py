@@ -19,7 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.server.openapi import TEXT, ErrorResponse, described
+from orchestrator.server.openapi import TEXT, described, described_files
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
@@ -87,11 +87,7 @@ def docs_router(app: FastAPI) -> APIRouter:
     @router.get(
         f"{ASSETS_PATH}/{{name}}",
         response_class=Response,
-        **described(
-            ok_description="A file of Swagger UI.",
-            content={kind.split(";")[0]: TEXT for kind in _ASSETS.values()},
-            more={404: {"description": "No such file.", "model": ErrorResponse}},
-        ),
+        **described_files("A file of Swagger UI.", _ASSETS.values()),
     )
     async def docs_asset(name: str) -> FileResponse:
         content_type = _ASSETS.get(name)

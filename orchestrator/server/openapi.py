@@ -320,6 +320,19 @@ def described(
     return {"responses": responses, "openapi_extra": extra}
 
 
+def described_files(description: str, content_types: Iterable[str]) -> dict[str, Any]:
+    """:func:`described` for a route that serves one of a fixed set of files, by name.
+
+    ``content_types`` are the files' Content-Types (parameters such as ``charset`` are
+    dropped); any other name answers a 404.
+    """
+    return described(
+        ok_description=description,
+        content={kind.split(";")[0]: TEXT for kind in content_types},
+        more={404: {"description": "No such file.", "model": ErrorResponse}},
+    )
+
+
 def _calls(dependant: Dependant) -> Iterator[object]:
     for dependency in dependant.dependencies:
         yield dependency.call

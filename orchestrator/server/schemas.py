@@ -17,7 +17,9 @@ from orchestrator.templates import EscapeMode
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A request body part: unknown keys are a 400 that names them, values are immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -27,7 +29,7 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class NetworkOptions(_Strict):
+class NetworkOptions(StrictModel):
     url: str
     http_method: Literal["POST", "PUT"] = "POST"
     content_type: str | None = None
@@ -38,7 +40,7 @@ class NetworkOptions(_Strict):
         return value.upper() if isinstance(value, str) else value
 
 
-class OutputOptions(_Strict):
+class OutputOptions(StrictModel):
     best: int = Field(default=1, ge=1, le=1000)
     confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     template: str | None = None
@@ -59,13 +61,13 @@ class MllibOptions(_Lenient):
     nclasses: int | None = Field(default=None, ge=1)
 
 
-class PredictParameters(_Strict):
+class PredictParameters(StrictModel):
     input: InputOptions = InputOptions()
     mllib: MllibOptions = MllibOptions()
     output: OutputOptions = OutputOptions()
 
 
-class PredictRequest(_Strict):
+class PredictRequest(StrictModel):
     service: str = Field(min_length=1)
     parameters: PredictParameters = PredictParameters()
     data: list[str]
@@ -85,7 +87,7 @@ class PredictRequest(_Strict):
         return value
 
 
-class ServiceParameters(_Strict):
+class ServiceParameters(StrictModel):
     input: InputOptions = InputOptions()
     mllib: MllibOptions = MllibOptions()
     output: dict[str, Any] = Field(default_factory=dict)
@@ -97,7 +99,7 @@ class ServiceModel(_Lenient):
     repository: str | None = None
 
 
-class ServiceCreate(_Strict):
+class ServiceCreate(StrictModel):
     mllib: str = "triton"
     description: str = ""
     type: Literal["supervised", "unsupervised"] = "supervised"
@@ -105,7 +107,7 @@ class ServiceCreate(_Strict):
     model: ServiceModel = ServiceModel()
 
 
-class SearchRequest(_Strict):
+class SearchRequest(StrictModel):
     q: str | None = None
     like: str | None = Field(default=None, description="An image URL, base64/data URI, or an id.")
     k: int = Field(default=20, ge=1, le=1000)
@@ -123,7 +125,7 @@ class SearchRequest(_Strict):
     )
 
 
-class IndexRequest(_Strict):
+class IndexRequest(StrictModel):
     data: list[str] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 

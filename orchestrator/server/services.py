@@ -214,8 +214,5 @@ class ServiceRegistry:
         self.get(name)
         del self._services[service_key(name)]
 
-    def specs(self) -> list[ServiceSpec]:
-        return [spec for spec, _ in self._services.values()]
-
     def entries(self) -> list[tuple[ServiceSpec, ServiceStats]]:
         return list(self._services.values())

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import stat
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -34,6 +33,7 @@ from orchestrator.errors import (
     quote_input,
 )
 from orchestrator.fetch import SourceReader
+from orchestrator.files import write_atomically
 from orchestrator.netguard import check_fetch_url
 from orchestrator.search.base import ImageDocument
 from orchestrator.types import ImageSource, SourceKind
@@ -43,7 +43,7 @@ THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 82
 
 #: What a browser is told each format is; anything else is not served as an image.
-_MEDIA_TYPES = {
+MEDIA_TYPES = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
     "GIF": "image/gif",
@@ -179,24 +179,12 @@ def media_type(document: ImageDocument, data: bytes) -> str:
     """The Content-Type of an original image, from its content (only reads the header)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            found = _MEDIA_TYPES.get(image.format or "")
+            found = MEDIA_TYPES.get(image.format or "")
     except (OSError, ValueError, SyntaxError):
         found = None
     if found is None:
         raise NotAnImage(f"{quote_input(document.uri)}: not an image a browser can show")
     return found
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_or_none(path: Path) -> bytes | None:
@@ -259,14 +247,14 @@ class IndexedImages:
         if cached is not None and self._stamp(stamp_path) == FileStamp.of(document.uri, info):
             return cached
         data, stamp = read_local(document, self.max_bytes)
-        _write_atomically(stamp_path, json.dumps(asdict(stamp)).encode())
+        write_atomically(stamp_path, json.dumps(asdict(stamp)).encode())
         if cached is not None:
             return cached
         return self._render_and_store(document, data)
 
     def _render_and_store(self, document: ImageDocument, data: bytes) -> bytes:
         jpeg = render_thumbnail(data, document.uri, self.max_pixels)
-        _write_atomically(self.thumbnail_path(document.id), jpeg)
+        write_atomically(self.thumbnail_path(document.id), jpeg)
         return jpeg
 
     @staticmethod

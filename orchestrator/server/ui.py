@@ -24,10 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.errors import DocumentNotFound
 from orchestrator.search.base import ImageDocument
 from orchestrator.server.auth import SessionSigner, require_api_key, require_key_or_session
-from orchestrator.server.openapi import TEXT, ErrorResponse, SessionResponse, described
+from orchestrator.server.openapi import TEXT, SessionResponse, described, described_files
 from orchestrator.server.state import ServerState, State
 from orchestrator.server.thumbnails import (
-    _MEDIA_TYPES,
+    MEDIA_TYPES,
     THUMBNAIL_SIZE,
     IndexedImages,
     display_name,
@@ -97,11 +97,7 @@ async def page() -> FileResponse:
 @router.get(
     "/static/{name}",
     response_class=Response,
-    **described(
-        ok_description="A file of the search page.",
-        content={kind.split(";")[0]: TEXT for kind in _CONTENT_TYPES.values()},
-        more={404: {"description": "No such file.", "model": ErrorResponse}},
-    ),
+    **described_files("A file of the search page.", _CONTENT_TYPES.values()),
 )
 async def static_file(name: str) -> FileResponse:
     # ``{name}`` never matches a "/", and _static only serves plain files of the folder.
@@ -212,7 +208,7 @@ async def thumbnail(doc_id: str, request: Request, state: State) -> Response:
     "/images/{doc_id}",
     response_model=None,
     dependencies=_IMAGE_AUTH,
-    **_image_docs("The original image.", _MEDIA_TYPES.values(), (403, 404, 413, 415, 502)),
+    **_image_docs("The original image.", MEDIA_TYPES.values(), (403, 404, 413, 415, 502)),
 )
 async def image(doc_id: str, request: Request, state: State) -> Response:
     """Indexed image ``doc_id`` itself, read from its file or URL and checked against its id."""

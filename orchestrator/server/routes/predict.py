@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from orchestrator.errors import ClientDisconnected, NoData, RequestTimedOut, SinkError
+from orchestrator.errors import NoData, SinkError
 from orchestrator.netguard import check_sink_url
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
+from orchestrator.server.cancellation import run_for_client
 from orchestrator.server.openapi import (
     BODY_ERRORS,
     EXAMPLE_IMAGE,
@@ -42,39 +41,6 @@ FAILED_HEADER_SPEC = {
     "description": "How many images of the request could not be tagged.",
     "schema": {"type": "integer"},
 }
-T = TypeVar("T")
-
-
-async def _client_gone(request: Request) -> None:
-    """Returns when the client closes its connection (the body has been read by then)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def run_for_client(request: Request, work: Awaitable[T], timeout_s: float) -> T:
-    """``work``'s result, or its cancellation when the client goes away or ``timeout_s`` passes.
-
-    Starlette lets a handler run on after its client has left; without this, an abandoned
-    request would go on fetching images and queueing Triton calls nobody will read.
-    """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_client_gone(request))
-    try:
-        done, _ = await asyncio.wait(
-            {task, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        for pending in (task, watcher):
-            pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
-    if task in done:
-        return task.result()
-    if watcher in done:
-        raise ClientDisconnected("the client closed the connection; its images were dropped")
-    raise RequestTimedOut(
-        f"the request took longer than {timeout_s:g} s (DEEPTAG_PREDICT_TIMEOUT_S) and was "
-        "stopped: send fewer images per request, or raise the limit"
-    )
 
 
 def template_context(response: dict[str, Any]) -> dict[str, Any]:
