@@ -57,15 +57,15 @@ def predict(
     ] = None,
 ) -> None:
     """Classify images and print their top labels."""
-    settings = load_settings(triton_url=triton_url, model=model.lower() if model else None)
+    model = model.lower() if model else None
+    settings = load_settings(triton_url=triton_url, model=model)
     started = time.perf_counter()
     outcomes = run_async(
         _predict(settings, sources, TagOptions(best=best, confidence_threshold=threshold))
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:
-        service = model.lower() if model else "imageserv"
-        print(json.dumps(predict_response(outcomes, service, elapsed_ms)))
+        print(json.dumps(predict_response(outcomes, model or "imageserv", elapsed_ms)))
     else:
         console.print(render_table(outcomes))
     failures = [o for o in outcomes if isinstance(o, ItemFailure)]

@@ -17,7 +17,8 @@ from orchestrator.training.trainer import TrainProgress, TrainReport, TrainReque
 from orchestrator.triton.client import TritonClient
 
 
-async def _train(settings: Settings, request: TrainRequest) -> TrainReport:
+async def _train(settings: Settings, request: TrainRequest) -> tuple[TrainReport, bool]:
+    """The report, and whether this command started its own Triton (gone when it exits)."""
     with triton_for(settings) as triton:
         backbone = TritonClient(triton.endpoint, settings.model, settings.triton_timeout_s)
         await backbone.connect()
@@ -42,7 +43,8 @@ async def _train(settings: Settings, request: TrainRequest) -> TrainReport:
                         skipped=progress.skipped,
                     )
 
-                return await train(request, settings, triton, backbone, on_progress=show)
+                report = await train(request, settings, triton, backbone, on_progress=show)
+                return report, triton.local is not None
         finally:
             await backbone.close()
 
@@ -97,7 +99,7 @@ def train_command(
         fit=FitOptions(test_split=test_split, seed=seed),
         background=background,
     )
-    report = run_async(_train(settings, request))
+    report, temporary_triton = run_async(_train(settings, request))
     for skipped in report.skipped:
         err_console.print(f"[yellow]skipped[/] {skipped.message}", highlight=False)
     table = evaluation_table(report)
@@ -112,7 +114,7 @@ def train_command(
         f"total {report.total_s:.1f}s",
         highlight=False,
     )
-    if report.publication.loaded and _temporary_triton(settings):
+    if report.publication.loaded and temporary_triton:
         console.print(
             f"[green]Triton loaded it; every command and `deeptag triton start` serve "
             f"'{report.name}' from {settings.model_repository}[/]",
@@ -121,10 +123,3 @@ def train_command(
         return
     style = "green" if report.publication.loaded else "yellow"
     console.print(f"[{style}]{report.publication.message}[/]", highlight=False)
-
-
-def _temporary_triton(settings: Settings) -> bool:
-    """Whether this command started its own Triton (gone when it exits)."""
-    from orchestrator.triton.launcher import is_ready
-
-    return settings.triton_url is None and not is_ready(settings.triton_http_port, timeout=0.5)

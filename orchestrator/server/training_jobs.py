@@ -68,10 +68,6 @@ class JobRegistry:
     def forget(self, job: TrainJob) -> None:
         self._jobs.pop((job.service, job.id), None)
 
-    def for_service(self, service: str) -> list[TrainJob]:
-        key = service_key(service)
-        return [j for (s, _), j in self._jobs.items() if s == key]
-
     async def cancel(self, job: TrainJob) -> None:
         job.task.cancel()
         await asyncio.gather(job.task, return_exceptions=True)

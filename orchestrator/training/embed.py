@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.errors import ImageTooLarge, ItemError, SourceNotFound, quote_input
+from orchestrator.files import write_atomically
 from orchestrator.pipeline import chunked
 from orchestrator.preprocess import prepare
 from orchestrator.triton.client import TritonClient
@@ -73,16 +73,9 @@ class EmbeddingCache:
         return loaded
 
     def put(self, sha256: str, vector: Vector) -> None:
-        path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                np.save(out, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        out = io.BytesIO()
+        np.save(out, np.asarray(vector, dtype=np.float32), allow_pickle=False)
+        write_atomically(self._path(sha256), out.getvalue())
 
 
 def cache_for(data_dir: Path, model: str, version: str) -> EmbeddingCache:

@@ -8,8 +8,6 @@ scheduler stalls when a request leaves out an ensemble output that another step 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 
@@ -56,8 +54,3 @@ def head_model(weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) 
     checker.check_model(model)
     data: bytes = model.SerializeToString()
     return data
-
-
-def write_head(path: Path, weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(head_model(weights, bias))

@@ -16,7 +16,6 @@ requests of all of them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import BadRequest, ModelNotFound, quote_input
+from orchestrator.files import write_atomically
 from orchestrator.triton.runtime_repository import read_config
 
 HEAD_SUFFIX = "_head"
@@ -65,17 +65,6 @@ class ProbeInfo:
     def accuracy(self) -> float | None:
         value = self.report.get("measures", {}).get("acc")
         return float(value) if isinstance(value, int | float) else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def head_config(name: str, classes: int) -> str:
@@ -213,11 +202,13 @@ class ProbeRepository:
 
     def _point_at(self, name: str, backbone: str, labels: tuple[str, ...]) -> None:
         head_dir = self.root / head_name(name)
-        _write_atomic(head_dir / "config.pbtxt", head_config(name, len(labels)))
+        write_atomically(head_dir / "config.pbtxt", head_config(name, len(labels)).encode())
         model_dir = self.root / name
         (model_dir / "1").mkdir(parents=True, exist_ok=True)
-        _write_atomic(model_dir / "labels.txt", "".join(f"{label}\n" for label in labels))
-        _write_atomic(model_dir / "config.pbtxt", ensemble_config(name, backbone, len(labels)))
+        labels_text = "".join(f"{label}\n" for label in labels)
+        write_atomically(model_dir / "labels.txt", labels_text.encode())
+        ensemble = ensemble_config(name, backbone, len(labels))
+        write_atomically(model_dir / "config.pbtxt", ensemble.encode())
 
     def get(self, name: str) -> ProbeInfo:
         """The probe's latest version and its training report.

@@ -62,14 +62,16 @@ def refresh_runtime(source: Path, runtime: Path, models: tuple[str, ...]) -> Non
             (built / name).rename(live)
 
 
-async def _load(triton: TritonHandle, model: str, timeout_s: float) -> None:
+async def _load(triton: TritonHandle, models: tuple[str, ...], timeout_s: float) -> None:
+    """Load ``models`` in order through one repository-API client."""
     endpoint = triton.endpoint
     module: Any = importlib.import_module(
         "tritonclient.grpc.aio" if endpoint.protocol == "grpc" else "tritonclient.http.aio"
     )
     client = module.InferenceServerClient(endpoint.address, ssl=endpoint.ssl)
     try:
-        await asyncio.wait_for(client.load_model(model), timeout_s)
+        for model in models:
+            await asyncio.wait_for(client.load_model(model), timeout_s)
     finally:
         await client.close()
 
@@ -83,8 +85,7 @@ async def publish(
     if runtime is not None:
         refresh_runtime(settings.model_repository, runtime, models)
     try:
-        for model in models:
-            await _load(triton, model, timeout_s)
+        await _load(triton, models, timeout_s)
     except (InferenceServerException, OSError, TimeoutError) as e:
         text = e.message() if isinstance(e, InferenceServerException) else str(e)
         return Publication(

@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from orchestrator.errors import SearchBackendError, TrainingDataError, quote_input
 from orchestrator.runtime import TritonHandle
 from orchestrator.settings import Settings
+from orchestrator.sources import is_under
 from orchestrator.training.dataset import (
     BACKGROUND_LABEL,
     check_categories,
@@ -62,7 +63,6 @@ class TrainProgress:
     total: int = 0
     cached: int = 0
     skipped: int = 0
-    started: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -179,10 +179,9 @@ def _within_roots(
     """The files inside ``roots`` (links followed), and the others as skipped."""
     if roots is None:
         return files, ()
-    resolved = [root.resolve() for root in roots]
     kept, refused = [], []
     for path in files:
-        if any(path.resolve().is_relative_to(root) for root in resolved):
+        if is_under(path.resolve(), roots):
             kept.append(path)
         else:
             refused.append(
@@ -230,10 +229,15 @@ async def train(
     label_of = {path: i for i, folder in enumerate(layout.classes) for path in folder.files}
     progress.phase, progress.total = "embedding", len(files)
 
-    def embedded(step: EmbedProgress) -> None:
-        progress.done, progress.cached, progress.skipped = step.done, step.cached, step.skipped
+    def notify(phase: str | None = None) -> None:
+        if phase is not None:
+            progress.phase = phase
         if on_progress is not None:
             on_progress(progress)
+
+    def embedded(step: EmbedProgress) -> None:
+        progress.done, progress.cached, progress.skipped = step.done, step.cached, step.skipped
+        notify()
 
     result = await embed_files(
         files,
@@ -250,9 +254,7 @@ async def train(
     labels = layout.labels
     vectors = result.vectors
     if request.background > 0:
-        progress.phase = "background"
-        if on_progress is not None:
-            on_progress(progress)
+        notify("background")
         extra = await _background(
             settings, request.background, set(result.sha256), request.fit.seed
         )
@@ -261,17 +263,13 @@ async def train(
         vectors = np.concatenate([vectors, extra])
         targets += [len(labels) - 1] * len(extra)
     embed_s = time.perf_counter() - started
-    progress.phase = "fitting"
-    if on_progress is not None:
-        on_progress(progress)
+    notify("fitting")
     fit_started = time.perf_counter()
     fit = await asyncio.to_thread(
         fit_probe, vectors, np.asarray(targets, dtype=np.int64), labels, request.fit
     )
     fit_s = time.perf_counter() - fit_started
-    progress.phase = "exporting"
-    if on_progress is not None:
-        on_progress(progress)
+    notify("exporting")
     # Written without awaiting: a cancellation cannot leave a half-written version behind.
     version = repository.write_version(
         name,
@@ -280,9 +278,7 @@ async def train(
         labels,
         _report_json(request, fit, counts, time.perf_counter() - started),
     )
-    progress.phase = "loading"
-    if on_progress is not None:
-        on_progress(progress)
+    notify("loading")
     publication = await publish(settings, triton, name)
     progress.phase = "finished"
     return TrainReport(
@@ -299,7 +295,3 @@ async def train(
         total_s=time.perf_counter() - started,
         publication=publication,
     )
-
-
-def with_seed(options: FitOptions, seed: int | None) -> FitOptions:
-    return replace(options, seed=None if seed is None or seed < 0 else seed)

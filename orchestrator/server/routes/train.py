@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from orchestrator.errors import (
     BadRequest,
@@ -25,10 +25,11 @@ from orchestrator.errors import (
 )
 from orchestrator.responses import error_response
 from orchestrator.server.openapi import BODY_ERRORS, QueryParam, TrainResponse, described
-from orchestrator.server.schemas import ServiceCreate, read_body
+from orchestrator.server.schemas import ServiceCreate, StrictModel, read_body
 from orchestrator.server.services import ServiceSpec, service_key
 from orchestrator.server.state import ServerState, State
 from orchestrator.server.training_jobs import JobRegistry, TrainJob
+from orchestrator.sources import is_under
 from orchestrator.training.fit import MEASURES, FitOptions
 from orchestrator.training.repository import ProbeRepository, check_name
 from orchestrator.training.trainer import TrainProgress, TrainReport, TrainRequest, measures_json
@@ -39,11 +40,7 @@ router = APIRouter()
 MAX_WAIT_S = 600
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TrainInput(_Strict):
+class TrainInput(StrictModel):
     connector: str | None = None
     width: int | None = None
     height: int | None = None
@@ -54,7 +51,7 @@ class TrainInput(_Strict):
     background: int = Field(default=0, ge=0, le=10_000)
 
 
-class TrainMllib(_Strict):
+class TrainMllib(StrictModel):
     # Meaningless for a logistic regression fitted on embeddings; accepted as DeepDetect
     # clients send them.
     gpu: Any = None
@@ -65,7 +62,7 @@ class TrainMllib(_Strict):
     nclasses: int | None = Field(default=None, ge=2)
 
 
-class TrainOutput(_Strict):
+class TrainOutput(StrictModel):
     measure: list[str] = Field(default_factory=list)
 
     @field_validator("measure")
@@ -80,13 +77,13 @@ class TrainOutput(_Strict):
         return measures
 
 
-class TrainParameters(_Strict):
+class TrainParameters(StrictModel):
     input: TrainInput = TrainInput()
     mllib: TrainMllib = TrainMllib()
     output: TrainOutput = TrainOutput()
 
 
-class TrainBody(_Strict):
+class TrainBody(StrictModel):
     service: str = Field(min_length=1)
     run_async: bool = Field(default=True, alias="async")
     parameters: TrainParameters = TrainParameters()
@@ -148,8 +145,7 @@ async def create_trainable_service(name: str, body: ServiceCreate, state: Server
 
 def _folder(state: ServerState, data: str) -> Path:
     folder = Path(data).expanduser()
-    roots = [root.resolve() for root in state.settings.image_roots]
-    if not any(folder.resolve().is_relative_to(root) for root in roots):
+    if not is_under(folder.resolve(), tuple(state.settings.image_roots)):
         raise SourceRefused(
             f"training folder '{quote_input(data)}': the server reads local folders only under "
             "the configured image roots (DEEPTAG_IMAGE_ROOTS)"
@@ -179,12 +175,8 @@ def _report_body(report: TrainReport, measures: frozenset[str]) -> dict[str, Any
     }
 
 
-def _head(job: TrainJob | None, status: str, **extra: Any) -> dict[str, Any]:
-    head: dict[str, Any] = {"method": "/train", "status": status, **extra}
-    if job is not None:
-        head["job"] = job.id
-        head.setdefault("time", round(job.elapsed_s, 3))
-    return head
+def _head(job: TrainJob, status: str) -> dict[str, Any]:
+    return {"method": "/train", "status": status, "job": job.id, "time": round(job.elapsed_s, 3)}
 
 
 _START_DOCS = described(
