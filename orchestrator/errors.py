@@ -14,8 +14,15 @@ INPUT_QUOTE_CHARS = 80
 
 
 def quote_input(text: str, limit: int = INPUT_QUOTE_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut (pure)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut (pure).
+
+    The cut is in the middle: the start says where an input came from and the end is
+    usually what names it (a file name, a URL's last segment), so both survive.
+    """
+    if len(text) <= limit:
+        return text
+    tail = (limit - 1) // 3
+    return text[: limit - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 class DeeptagError(Exception):
