@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sys
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -15,7 +17,10 @@ from rich.markup import escape
 from orchestrator.errors import DeeptagError
 from orchestrator.search.base import BackendKind
 
-console = Console()
+#: Piped output is read by scripts and grep: rows as wide as their data (a deep path stays on
+#: one line) rather than folded at the 80 columns Rich assumes without a terminal.
+PIPE_WIDTH = 240
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH)
 err_console = Console(stderr=True)
 
 

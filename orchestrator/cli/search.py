@@ -39,7 +39,7 @@ class Mode(StrEnum):
 
 async def _embed(settings: Settings, image: str) -> list[float]:
     with triton_for(settings) as triton:
-        async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+        async with tagging_session(settings, triton.endpoints, path_roots=None) as session:
             (outcome,) = await session.tagger.tag(
                 [classify(image, 0)], TagOptions(best=1, with_embedding=True)
             )
@@ -110,13 +110,19 @@ async def _search(
         await backend.close()
 
 
+URI_MIN_WIDTH = 120
+
+
 def render(page: SearchPage) -> Table:
     table = Table(
         caption=f"{page.total} hit{'' if page.total == 1 else 's'} in {page.took_ms:.0f} ms",
         show_lines=False,
     )
     table.add_column("score", justify="right")
-    table.add_column("image", overflow="fold")
+    # The path or URL is what a user copies: it gets its width first (up to a bound) and the
+    # word columns wrap instead; only a longer one folds.
+    longest = max((len(hit.document.uri) for hit in page.hits), default=5)
+    table.add_column("image", overflow="fold", min_width=min(longest, URI_MIN_WIDTH))
     table.add_column("top categories")
     table.add_column("concepts")
     for hit in page.hits:
