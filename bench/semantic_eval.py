@@ -117,7 +117,7 @@ async def index(settings: Settings, paths: list[str]) -> None:
     backend = await open_backend(settings, writer=True)
     try:
         endpoint = Endpoint.parse(str(settings.triton_url))
-        async with tagging_session(settings, endpoint, path_roots=None) as session:
+        async with tagging_session(settings, (endpoint,), path_roots=None) as session:
             indexer = Indexer(session.tagger, session.model, backend, IndexOptions())
             stats = await indexer.run(classify(p, i) for i, p in enumerate(paths))
         if stats.indexed != len(paths):

@@ -196,7 +196,7 @@ class TritonError(DeeptagError):
 
 
 class TritonUnavailable(TritonError):
-    pass
+    """Triton could not be reached or did not answer in time: worth retrying."""
 
 
 class ModelNotFound(TritonError):
@@ -224,12 +224,31 @@ class ConfigError(DeeptagError):
     reason = "config"
 
 
+class ModelMismatch(ConfigError):
+    """Two Triton endpoints of one pool serve different versions (or shapes) of the model."""
+
+    reason = "model_mismatch"
+
+
+class OutageTooLong(DeeptagError):
+    """A server stayed unavailable for the whole retry window; what is done is kept."""
+
+    http_status = 503
+    reason = "outage"
+
+
 # --- Search backends ------------------------------------------------------------------------
 
 
 class SearchBackendError(DeeptagError):
     http_status = 503
     reason = "search_backend"
+
+
+class SearchBackendUnavailable(SearchBackendError):
+    """The backend could not be reached, timed out or said it is overloaded: worth retrying."""
+
+    reason = "search_backend_unavailable"
 
 
 class IndexLocked(SearchBackendError):

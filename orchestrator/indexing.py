@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import OutageTooLong
 from orchestrator.pipeline import Tagger, TagOptions, chunked
 from orchestrator.search.base import CustomCategory, SearchBackend
 from orchestrator.search.documents import document_from_prediction
-from orchestrator.triton.client import ModelInfo, TritonClient
+from orchestrator.triton.client import Classifier, ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
 
 #: Chunks read ahead while one is classified and written.
@@ -60,6 +61,8 @@ class IndexStats:
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    #: Why the run stopped before the end (an outage longer than the retry window), if it did.
+    stopped_by: str | None = None
 
     @property
     def done(self) -> int:
@@ -93,7 +96,11 @@ async def _next_chunk(
 
 
 class Indexer:
-    """Runs one bulk indexing job; ``stop()`` ends it after the chunks already read."""
+    """Runs one bulk indexing job; ``stop()`` ends it after the chunks already read.
+
+    Its Triton client and backend decide how long an outage is waited out; one that lasts
+    longer (:class:`OutageTooLong`) ends the run early, with ``stats.stopped_by`` saying why.
+    """
 
     def __init__(
         self,
@@ -103,7 +110,7 @@ class Indexer:
         options: IndexOptions,
         on_failure: Callable[[FailedImage], None] = lambda _: None,
         on_progress: Callable[[IndexStats], None] = lambda _: None,
-        custom: TritonClient | None = None,
+        custom: Classifier | None = None,
     ) -> None:
         self.tagger = tagger
         #: A trained model (connected), whose categories are stored under its name.
@@ -131,6 +138,10 @@ class Indexer:
         try:
             while (chunk := await _next_chunk(queue, reader)) is not None:
                 await self._index(chunk)
+        except OutageTooLong as e:
+            # What was written stays written (ids are content hashes): a re-run resumes.
+            self.stats.stopped_by = e.message
+            self._stopping.set()
         finally:
             if not reader.done():
                 reader.cancel()

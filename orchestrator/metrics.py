@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGES = ("fetch", "decode", "infer", "render", "sink")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -54,6 +54,27 @@ class Metrics:
             "HTTP request latency by route.",
             ["route", "status"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        # Per Triton endpoint, so a pool's uneven or failing server shows.
+        self.triton_requests = Counter(
+            "deeptag_triton_requests",
+            "Inference calls sent to each Triton endpoint, by outcome (ok or failed).",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.triton_seconds = Histogram(
+            "deeptag_triton_request_seconds",
+            "Latency of each Triton endpoint's inference calls.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.triton_ready = Gauge(
+            "deeptag_triton_endpoint_ready",
+            "1 while a Triton endpoint is in the pool, 0 while it is taken out.",
+            ["endpoint"],
             registry=self.registry,
         )
 

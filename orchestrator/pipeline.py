@@ -19,7 +19,7 @@ from orchestrator.errors import ItemError
 from orchestrator.fetch import SourceReader
 from orchestrator.metrics import Metrics
 from orchestrator.preprocess import prepare
-from orchestrator.triton.client import TritonClient
+from orchestrator.triton.client import Classifier
 from orchestrator.types import ImageSource, ItemFailure, Outcome, Prediction, PreparedImage
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ class Tagger:
     def __init__(
         self,
         reader: SourceReader,
-        triton: TritonClient,
+        triton: Classifier,
         max_pixels: int,
         metrics: Metrics | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,

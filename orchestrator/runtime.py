@@ -8,19 +8,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.enrichment import load_enricher
+from orchestrator.errors import ConfigError
 from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
 from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
+from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint, ModelInfo, TritonClient
+from orchestrator.triton.client import Endpoint, ModelInfo
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
+from orchestrator.triton.pool import TritonPool
 
 
 @dataclass(frozen=True)
 class TritonHandle:
-    endpoint: Endpoint
+    endpoints: tuple[Endpoint, ...]
     metrics_url: str | None
     local: LocalTriton | None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The first endpoint: the one single-server operations (loading models) talk to."""
+        return self.endpoints[0]
+
+
+def configured_endpoints(settings: Settings) -> tuple[Endpoint, ...]:
+    """The endpoints of ``DEEPTAG_TRITON_URL`` (one or several, comma-separated)."""
+    assert settings.triton_url
+    try:
+        return Endpoint.parse_list(settings.triton_url, settings.triton_protocol)
+    except ValueError as e:
+        raise ConfigError(f"DEEPTAG_TRITON_URL: {e}") from e
 
 
 @contextmanager
@@ -28,9 +45,7 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
     """The configured Triton; else a local one already running on the configured port;
     else a local one started on free ports for as long as the block runs."""
     if settings.triton_url:
-        yield TritonHandle(
-            Endpoint.parse(settings.triton_url, settings.triton_protocol), None, None
-        )
+        yield TritonHandle(configured_endpoints(settings), None, None)
         return
     if is_ready(settings.triton_http_port, timeout=0.5):
         port = (
@@ -39,7 +54,7 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
             else settings.triton_http_port
         )
         yield TritonHandle(
-            Endpoint(settings.triton_protocol, f"127.0.0.1:{port}"),
+            (Endpoint(settings.triton_protocol, f"127.0.0.1:{port}"),),
             f"http://127.0.0.1:{settings.triton_metrics_port}/metrics",
             None,
         )
@@ -54,24 +69,48 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
         address = (
             local.grpc_url if settings.triton_protocol == "grpc" else f"127.0.0.1:{ports.http}"
         )
-        yield TritonHandle(Endpoint(settings.triton_protocol, address), local.metrics_url, local)
+        yield TritonHandle((Endpoint(settings.triton_protocol, address),), local.metrics_url, local)
 
 
 @dataclass
 class TaggingSession:
     tagger: Tagger
     model: ModelInfo
-    triton: TritonClient
+    triton: TritonPool
+
+
+def triton_pool(
+    settings: Settings,
+    endpoints: tuple[Endpoint, ...],
+    model: str | None = None,
+    *,
+    retry: RetryPolicy = NO_RETRY,
+    on_wait: Waiting = not_waiting,
+    metrics: Metrics | None = None,
+) -> TritonPool:
+    """A (not yet connected) pool for ``model`` (default: the tagging model)."""
+    return TritonPool(
+        endpoints,
+        model or settings.model,
+        settings.triton_timeout_s,
+        retry=retry,
+        on_wait=on_wait,
+        metrics=metrics,
+    )
 
 
 @asynccontextmanager
 async def tagging_session(
     settings: Settings,
-    endpoint: Endpoint,
+    endpoints: tuple[Endpoint, ...],
     path_roots: tuple[Path, ...] | None,
     metrics: Metrics | None = None,
+    *,
+    retry: RetryPolicy = NO_RETRY,
+    on_wait: Waiting = not_waiting,
 ) -> AsyncIterator[TaggingSession]:
-    triton = TritonClient(endpoint, settings.model, settings.triton_timeout_s)
+    """A tagger on the pool of ``endpoints``; ``retry`` lets its Triton calls ride out outages."""
+    triton = triton_pool(settings, endpoints, retry=retry, on_wait=on_wait, metrics=metrics)
     model = await triton.connect()
     http = build_http_client(settings.fetch_timeout_s)
     try:

@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     # Triton
     triton_url: str | None = Field(
         default=None,
-        description="An existing Triton (e.g. http://gpu-box:8000 or grpc://gpu-box:8001). "
-        "Unset: commands that need Triton start the bundled one on CPU for their lifetime.",
+        description="An existing Triton (e.g. http://gpu-box:8000 or grpc://gpu-box:8001), or "
+        "several, comma-separated, serving the same model version: each batch goes to the "
+        "ready one with the fewest requests in flight. Unset: commands that need Triton start "
+        "the bundled one on CPU for their lifetime.",
     )
     triton_protocol: Literal["http", "grpc"] = "http"
     triton_http_port: int = 8000
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 8002
     triton_start_timeout_s: float = 120.0
     triton_timeout_s: float = 60.0
+    retry_window_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        description="How long `deeptag index` keeps retrying while Triton or Elasticsearch is "
+        "unreachable (with backoff, nothing counted as failed) before it stops cleanly; 0 stops "
+        "at the first outage. The HTTP server never waits: it answers 503 at once.",
+    )
     model_repository: Path = Field(
         default_factory=lambda: _default_model_repository(),
         description="./model_repository when it exists, else the one of this checkout.",

@@ -87,7 +87,7 @@ def index_paths(
         backend = await open_backend(settings, writer=True)
         try:
             endpoint = Endpoint.parse(str(settings.triton_url), "http")
-            async with tagging_session(settings, endpoint, path_roots=None) as session:
+            async with tagging_session(settings, (endpoint,), path_roots=None) as session:
                 indexer = Indexer(
                     session.tagger,
                     session.model,
@@ -105,7 +105,7 @@ def index_paths(
 def embed(settings: Settings, path: Path) -> list[float]:
     async def main() -> list[float]:
         endpoint = Endpoint.parse(str(settings.triton_url), "http")
-        async with tagging_session(settings, endpoint, path_roots=None) as session:
+        async with tagging_session(settings, (endpoint,), path_roots=None) as session:
             (outcome,) = await session.tagger.tag(
                 [classify(str(path), 0)], TagOptions(best=1, with_embedding=True)
             )

@@ -19,7 +19,7 @@ async def _classify(settings: Settings, paths: list[str]) -> list[Outcome]:
     with triton_for(settings) as triton:
         if triton.local is not None:
             console.print(f"local Triton ready on {triton.endpoint} (metrics {triton.metrics_url})")
-        async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+        async with tagging_session(settings, triton.endpoints, path_roots=None) as session:
             console.print(
                 f"model {session.model.name} v{session.model.version}, "
                 f"max batch {session.model.max_batch_size}"

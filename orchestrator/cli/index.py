@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -16,21 +17,24 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 
 from orchestrator import collect
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
-from orchestrator.errors import BadRequest, ModelNotFound
+from orchestrator.errors import BadRequest, ModelNotFound, quote_input
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
-from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.retry import RetryPolicy, Waiting
+from orchestrator.runtime import tagging_session, triton_for, triton_pool
 from orchestrator.search.base import BackendKind
 from orchestrator.search.documents import check_metadata_keys
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings, load_settings
 from orchestrator.training.repository import check_name
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import Endpoint
+from orchestrator.triton.pool import TritonPool
 
 
 class FailureLog:
@@ -58,10 +62,37 @@ class FailureLog:
         self._file.flush()
 
 
+class OutageNotices:
+    """What the run waits for, on the progress bar and (once per outage) as a log line."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress = progress
+        self.task = task
+        self.since: float | None = None
+
+    def __call__(self, notice: str | None) -> None:
+        if notice is None:
+            if self.since is not None:
+                waited = time.monotonic() - self.since
+                err_console.print(f"[green]resumed after {waited:.0f} s", highlight=False)
+            self.since = None
+            self.progress.update(self.task, description=INDEXING)
+            return
+        if self.since is None:
+            self.since = time.monotonic()
+            err_console.print(f"[yellow]{quote_input(notice, 300)}", highlight=False)
+        self.progress.update(self.task, description=f"[yellow]{quote_input(notice, 120)}")
+
+
+INDEXING = "[bold]indexing"
+#: sysexits' EX_TEMPFAIL: the run stopped for an outage; running it again resumes it.
+EXIT_OUTAGE = 75
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("[bold]indexing"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} img/s"),
@@ -84,17 +115,20 @@ async def _index(
     custom_model: str | None = None,
 ) -> tuple[IndexStats, bool]:
     total = collect.count(sources)
-    backend = await open_backend(settings, kind, writer=True)
-    custom: TritonClient | None = None
+    retry = RetryPolicy(settings.retry_window_s)
+    progress = _progress()
+    task = progress.add_task(INDEXING, total=total, rate=0.0, indexed=0, skipped=0, failed=0)
+    notices = OutageNotices(progress, task)
+    backend = await open_backend(settings, kind, writer=True, retry=retry, on_wait=notices)
+    custom: TritonPool | None = None
     try:
         with triton_for(settings) as triton:
             if custom_model is not None:
-                custom = await _connect_trained(settings, triton.endpoint, custom_model)
-            async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
-                with _progress() as progress:
-                    task = progress.add_task(
-                        "index", total=total, rate=0.0, indexed=0, skipped=0, failed=0
-                    )
+                custom = await _connect_trained(settings, triton.endpoints, custom_model, notices)
+            async with tagging_session(
+                settings, triton.endpoints, path_roots=None, retry=retry, on_wait=notices
+            ) as session:
+                with progress:
 
                     def show(stats: IndexStats) -> None:
                         progress.update(
@@ -131,13 +165,16 @@ async def _index(
         await backend.close()
 
 
-async def _connect_trained(settings: Settings, endpoint: Endpoint, name: str) -> TritonClient:
-    client = TritonClient(endpoint, name, settings.triton_timeout_s)
+async def _connect_trained(
+    settings: Settings, endpoints: tuple[Endpoint, ...], name: str, on_wait: Waiting
+) -> TritonPool:
+    retry = RetryPolicy(settings.retry_window_s)
+    client = triton_pool(settings, endpoints, name, retry=retry, on_wait=on_wait)
     try:
         await client.connect()
     except ModelNotFound as e:
         raise ModelNotFound(
-            f"--model {name}: no model of that name is served by Triton at {endpoint}; "
+            f"--model {name}: no model of that name is served by Triton at {endpoints[0]}; "
             "`deeptag models list` shows the trained ones, `deeptag train` makes one"
         ) from e
     return client
@@ -225,6 +262,8 @@ def index(
             )
         )
     _summarise(stats, stopped, failures)
+    if stats.stopped_by is not None:
+        raise typer.Exit(EXIT_OUTAGE)
     if stats.indexed + stats.skipped == 0:
         raise typer.Exit(1)
 
@@ -245,6 +284,12 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
 
 def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
     head = "stopped early" if stopped else "done"
+    if stats.stopped_by is not None:
+        err_console.print(
+            f"[bold red]stopped:[/] {stats.stopped_by}. What was indexed is kept: run the same "
+            "command again to resume (images already indexed are skipped).",
+            highlight=False,
+        )
     err_console.print(
         f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
         f"(already indexed), {stats.failed} failed in {stats.elapsed_s:.1f} s "

@@ -20,7 +20,7 @@ from orchestrator.types import ItemFailure, Outcome
 
 async def _predict(settings: Settings, sources: list[str], options: TagOptions) -> list[Outcome]:
     with triton_for(settings) as triton:
-        async with tagging_session(settings, triton.endpoint, path_roots=None) as session:
+        async with tagging_session(settings, triton.endpoints, path_roots=None) as session:
             return await session.tagger.tag(classify_all(sources), options)
 
 

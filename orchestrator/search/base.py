@@ -90,6 +90,8 @@ class IndexResult:
     uri: str
     ok: bool
     error: str | None = None
+    #: The backend could not take it now (unreachable, overloaded): trying again may work.
+    retryable: bool = False
 
 
 class SearchBackend(Protocol):

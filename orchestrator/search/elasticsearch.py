@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import InvalidQuery, SearchBackendError
+from orchestrator.errors import InvalidQuery, SearchBackendError, SearchBackendUnavailable
 from orchestrator.search.base import (
     DEFAULT_QUERY_FIELDS,
     EMBEDDING_DIMS,
@@ -124,7 +124,8 @@ class ElasticsearchBackend:
         )
 
     def _unreachable(self, error: Exception) -> SearchBackendError:
-        return SearchBackendError(
+        kind = SearchBackendUnavailable if is_transient_error(error) else SearchBackendError
+        return kind(
             f"Elasticsearch at {self.url} (index {self.index_name!r}) failed: {_describe(error)}"
         )
 
@@ -226,13 +227,14 @@ class ElasticsearchBackend:
                 doc_id = str(result.get("_id", ""))
                 reported.add(doc_id)
                 error = None if ok else _describe_item_error(result)
-                yield IndexResult(doc_id, uris.get(doc_id, ""), ok, error)
+                retryable = not ok and _item_is_transient(result)
+                yield IndexResult(doc_id, uris.get(doc_id, ""), ok, error, retryable)
         except TransportError as e:
             # Nothing after this point reached the index: say so for each document.
             reason = str(self._unreachable(e))
             for doc in documents:
                 if doc.id not in reported:
-                    yield IndexResult(doc.id, doc.uri, False, reason)
+                    yield IndexResult(doc.id, doc.uri, False, reason, is_transient_error(e))
             return
         await self._call(self.client.indices.refresh(index=self.index_name))
 
@@ -343,6 +345,27 @@ def _page(response: Any, started: float) -> SearchPage:
     total = response["hits"]["total"]
     count = total["value"] if isinstance(total, dict) else int(total)
     return SearchPage(count, hits, (time.perf_counter() - started) * 1000)
+
+
+#: Statuses of an overloaded or restarting cluster, not of a bad request or document.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def is_transient_error(error: Exception) -> bool:
+    """A connection failure or timeout, or a status an outage answers with."""
+    from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+
+    if isinstance(error, ConnectionError | ConnectionTimeout):
+        return True
+    return isinstance(error, ApiError) and error.meta.status in TRANSIENT_STATUSES
+
+
+def _item_is_transient(result: dict[str, Any]) -> bool:
+    """One bulk item that failed because the cluster could not take it, not because of it."""
+    exception = result.get("exception")
+    if isinstance(exception, Exception):
+        return is_transient_error(exception)
+    return result.get("status") in TRANSIENT_STATUSES
 
 
 def _error_type(error: Any) -> str:

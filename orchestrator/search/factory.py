@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from orchestrator.errors import ConfigError
+from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting
 from orchestrator.search.base import BackendKind, SearchBackend
+from orchestrator.search.outages import OutageTolerantBackend
 from orchestrator.settings import Settings
 
 
 async def open_backend(
-    settings: Settings, kind: BackendKind | None = None, *, writer: bool = False
+    settings: Settings,
+    kind: BackendKind | None = None,
+    *,
+    writer: bool = False,
+    retry: RetryPolicy = NO_RETRY,
+    on_wait: Waiting = not_waiting,
 ) -> SearchBackend:
     """The backend, with its index created when missing.
 
     ``writer`` matters for the embedded index only: the caller holds its single-writer lock
     until ``close()`` (``deeptag index``); otherwise each ``index()`` call takes it briefly.
+    With a ``retry`` window, calls that meet an outage of Elasticsearch wait and retry
+    (the embedded index is a local file: nothing to wait for).
     """
     chosen = kind or settings.resolved_search_backend
     if chosen == "es":
@@ -24,6 +33,8 @@ async def open_backend(
         from orchestrator.search.elasticsearch import ElasticsearchBackend
 
         backend: SearchBackend = ElasticsearchBackend.from_settings(settings)
+        if retry.window_s > 0:
+            backend = OutageTolerantBackend(backend, retry, on_wait)
     else:
         from orchestrator.search.embedded import EmbeddedIndex
 

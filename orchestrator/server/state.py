@@ -15,12 +15,12 @@ from orchestrator.errors import DeeptagError
 from orchestrator.fetch import SourceReader
 from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
-from orchestrator.runtime import TritonHandle
+from orchestrator.runtime import TritonHandle, triton_pool
 from orchestrator.search.base import SearchBackend
 from orchestrator.server.services import ServiceRegistry
 from orchestrator.settings import Settings
 from orchestrator.text_encoder import TextEncoder
-from orchestrator.triton.client import ModelInfo, TritonClient
+from orchestrator.triton.client import ModelInfo
 
 
 @dataclass
@@ -44,7 +44,10 @@ class ServerState:
         """A tagger for ``model``, connected (and its metadata checked) on first use."""
         async with self._lock:
             if model not in self._taggers:
-                client = TritonClient(self.triton.endpoint, model, self.settings.triton_timeout_s)
+                # No retry window: a request during an outage is answered 503 at once.
+                client = triton_pool(
+                    self.settings, self.triton.endpoints, model, metrics=self.metrics
+                )
                 info = await client.connect()
                 self.exit_stack.push_async_callback(client.close)
                 tagger = Tagger(

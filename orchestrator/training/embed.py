@@ -21,7 +21,7 @@ from orchestrator.errors import ImageTooLarge, ItemError, SourceNotFound, quote_
 from orchestrator.files import write_atomically
 from orchestrator.pipeline import chunked
 from orchestrator.preprocess import prepare
-from orchestrator.triton.client import TritonClient
+from orchestrator.triton.client import Classifier
 from orchestrator.types import ImageBytes, ImageSource, PreparedImage, SourceKind
 
 Vector = npt.NDArray[np.float32]
@@ -112,7 +112,7 @@ def _read(path: Path, cache: EmbeddingCache, max_bytes: int, max_pixels: int) ->
 
 async def embed_files(
     files: Sequence[Path],
-    triton: TritonClient,
+    triton: Classifier,
     cache: EmbeddingCache,
     *,
     max_bytes: int,

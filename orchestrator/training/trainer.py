@@ -36,7 +36,7 @@ from orchestrator.training.fit import Evaluation, FitOptions, ProbeFit, fit_prob
 from orchestrator.training.head_export import head_model
 from orchestrator.training.repository import ProbeRepository, check_name
 from orchestrator.training.serving import Publication, publish
-from orchestrator.triton.client import TritonClient
+from orchestrator.triton.client import Classifier
 
 #: Index documents looked at to draw background images from.
 BACKGROUND_POOL = 1000
@@ -199,7 +199,7 @@ async def train(
     request: TrainRequest,
     settings: Settings,
     triton: TritonHandle,
-    backbone: TritonClient,
+    backbone: Classifier,
     progress: TrainProgress | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainReport:

@@ -13,7 +13,7 @@ import asyncio
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
 from orchestrator.types import Label
 
-Protocol = Literal["http", "grpc"]
+TritonProtocol = Literal["http", "grpc"]
 INPUT_NAME = "image"
 PROBS_NAME = "probs"
 EMBEDDING_NAME = "embedding"
@@ -31,12 +31,12 @@ EMBEDDING_NAME = "embedding"
 
 @dataclass(frozen=True)
 class Endpoint:
-    protocol: Protocol
+    protocol: TritonProtocol
     address: str  # host:port, no scheme
     ssl: bool = False
 
     @classmethod
-    def parse(cls, url: str, default_protocol: Protocol = "http") -> Endpoint:
+    def parse(cls, url: str, default_protocol: TritonProtocol = "http") -> Endpoint:
         """``http://h:8000``, ``https://h``, ``grpc://h:8001`` or a bare ``h:8000``."""
         if "://" not in url:
             return cls(default_protocol, url)
@@ -46,8 +46,18 @@ class Endpoint:
             raise ValueError(
                 f"Triton URL '{url}' must look like http://host:8000 or grpc://host:8001"
             )
-        protocol: Protocol = "grpc" if scheme.startswith("grpc") else "http"
+        protocol: TritonProtocol = "grpc" if scheme.startswith("grpc") else "http"
         return cls(protocol, parts.netloc, ssl=scheme in ("https", "grpcs"))
+
+    @classmethod
+    def parse_list(
+        cls, urls: str, default_protocol: TritonProtocol = "http"
+    ) -> tuple[Endpoint, ...]:
+        """Endpoints of a comma-separated list (``DEEPTAG_TRITON_URL``), duplicates removed."""
+        endpoints = [cls.parse(u.strip(), default_protocol) for u in urls.split(",") if u.strip()]
+        if not endpoints:
+            raise ValueError(f"Triton URL list '{urls}' names no endpoint")
+        return tuple(dict.fromkeys(endpoints))
 
     def __str__(self) -> str:
         scheme = {"http": "http", "grpc": "grpc"}[self.protocol] + ("s" if self.ssl else "")
@@ -69,6 +79,31 @@ class Classification:
     labels: list[tuple[Label, ...]]
     embeddings: npt.NDArray[np.float32] | None
     probs: npt.NDArray[np.float32] | None = None  # [N, classes], with ``with_probs`` only
+
+
+class Classifier(Protocol):
+    """The image model as the pipeline uses it: one Triton (:class:`TritonClient`) or a pool of
+    them (:class:`orchestrator.triton.pool.TritonPool`)."""
+
+    model: str
+    info: ModelInfo | None
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    async def connect(self) -> ModelInfo: ...
+
+    async def classify(
+        self,
+        pixels: Sequence[npt.NDArray[np.uint8]],
+        top_k: int,
+        with_embedding: bool = True,
+        with_probs: bool = False,
+    ) -> Classification: ...
+
+    async def class_names(self) -> tuple[str, ...]: ...
+
+    async def close(self) -> None: ...
 
 
 def split_class_entry(entry: bytes | str) -> tuple[float, str, str]:
@@ -118,13 +153,19 @@ def open_client(endpoint: Endpoint, timeout_s: float) -> Any:
 
 
 class TritonClient:
+    """The image model on one Triton."""
+
     def __init__(self, endpoint: Endpoint, model: str, timeout_s: float = 60.0) -> None:
-        self.endpoint = endpoint
+        self._endpoint = endpoint
         self.model = model
         self.timeout_s = timeout_s
         self._client: Any = None
         self.info: ModelInfo | None = None
         self._class_names: tuple[str, ...] | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
 
     async def connect(self) -> ModelInfo:
         """Connect, then check once that the model is ready and has the expected I/O."""
@@ -201,7 +242,7 @@ class TritonClient:
         step = self.info.max_batch_size
         chunks = [np.stack(pixels[i : i + step]) for i in range(0, len(pixels), step)]
         results = await asyncio.gather(
-            *(self._classify_batch(chunk, top_k, with_embedding, names) for chunk in chunks)
+            *(self.classify_batch(chunk, top_k, with_embedding, names) for chunk in chunks)
         )
         labels = [row for result in results for row in result.labels]
         embeddings = (
@@ -240,13 +281,32 @@ class TritonClient:
             self._class_names = tuple(names)
         return self._class_names
 
-    async def _classify_batch(
+    async def is_ready(self, timeout_s: float = 2.0) -> bool:
+        """Whether the model answers ready now; any failure to answer is a no."""
+        if self._client is None:
+            return False
+        try:
+            return bool(
+                await call_triton(
+                    self._client.is_model_ready(self.model),
+                    self.endpoint,
+                    f"model '{self.model}'",
+                    timeout_s,
+                )
+            )
+        except (TritonUnavailable, ModelNotFound, InferenceFailed):
+            return False
+
+    async def classify_batch(
         self,
         batch: npt.NDArray[np.uint8],
         top_k: int,
         with_embedding: bool,
         names: tuple[str, ...] | None = None,
     ) -> Classification:
+        """One batch (at most the model's max batch size) in one Triton call."""
+        if self._client is None:
+            raise TritonUnavailable(f"Triton at {self.endpoint}: the client is closed")
         module = protocol_module(self.endpoint)
         infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
         infer_input.set_data_from_numpy(batch)

@@ -28,7 +28,7 @@ CAT_CLASSES = {"tabby, tabby cat", "tiger cat", "Egyptian cat"}
 def tag(settings: Settings, items: list[str], best: int = 5) -> list[Outcome]:
     async def go() -> list[Outcome]:
         endpoint = Endpoint.parse(settings.triton_url or "")
-        async with tagging_session(settings, endpoint, path_roots=None) as session:
+        async with tagging_session(settings, (endpoint,), path_roots=None) as session:
             return await session.tagger.tag(classify_all(items), TagOptions(best=best))
 
     return asyncio.run(go())

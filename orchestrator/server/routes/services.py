@@ -24,7 +24,9 @@ from orchestrator.server.schemas import ServiceCreate, read_body
 from orchestrator.server.services import ServiceSpec, ServiceStats, service_key
 from orchestrator.server.state import ServerState, State
 from orchestrator.training.repository import ProbeRepository
+from orchestrator.triton.client import Endpoint
 from orchestrator.triton.launcher import is_ready
+from orchestrator.triton.pool import TritonPool
 
 router = APIRouter()
 
@@ -108,9 +110,12 @@ async def info(request: Request, state: State) -> dict[str, Any]:
     status = query_bool(request, "status", default=False)
     endpoint = state.triton.endpoint
     ready = True
+    in_pool: tuple[Endpoint, ...] = ()
     try:
-        _, model = await state.tagger_for(state.settings.model)
+        tagger, model = await state.tagger_for(state.settings.model)
         model_json = {"name": model.name, "version": model.version}
+        if isinstance(tagger.triton, TritonPool):
+            in_pool = tagger.triton.ready_endpoints()
     except ModelNotFound as e:
         ready, model_json = False, {"name": state.settings.model, "error": str(e)}
     except Exception as e:  # Triton down: /info must still answer
@@ -129,7 +134,13 @@ async def info(request: Request, state: State) -> dict[str, Any]:
             _describe(state, spec, stats, jobs=status, labels=False)
             for spec, stats in state.services.entries()
         ],
-        "triton": {"url": str(endpoint), "ready": ready, "metrics_url": state.triton.metrics_url},
+        "triton": {
+            "url": str(endpoint),
+            "ready": ready,
+            "metrics_url": state.triton.metrics_url,
+            # Every endpoint of DEEPTAG_TRITON_URL, and whether it is in the pool now.
+            "endpoints": [{"url": str(e), "ready": e in in_pool} for e in state.triton.endpoints],
+        },
         "model": model_json,
         "search": await _search_summary(state),
         # The page's model filter: documents carry these models' categories under `custom`.
