@@ -138,6 +138,13 @@ class SinkError(DeeptagError):
     reason = "sink"
 
 
+class SinkUnavailable(SinkError):
+    """The sink could not be reached, or said it is unavailable: try again later."""
+
+    http_status = 503
+    reason = "sink_unavailable"
+
+
 class SinkTimeout(SinkError):
     """The sink did not answer within ``DEEPTAG_SINK_TIMEOUT_S``: a gateway timeout."""
 

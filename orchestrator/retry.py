@@ -92,6 +92,7 @@ async def ride_out(
         before_sleep=before_sleep,
         reraise=False,
     )
+
     async def call() -> T:
         # tenacity awaits only what a coroutine function returns, not any callable's awaitable.
         return await attempt()

@@ -10,7 +10,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from orchestrator.errors import SinkError, SinkTimeout, TemplateError, quote_input
+from orchestrator.errors import (
+    SinkError,
+    SinkTimeout,
+    SinkUnavailable,
+    TemplateError,
+    quote_input,
+)
 
 BODY_QUOTE_CHARS = 300
 # A template written for DeepDetect's bulk example may leave a stray closing brace after the
@@ -102,11 +108,13 @@ async def send(http: httpx.AsyncClient, target: NetworkTarget, body: str) -> Sin
         within = f" within {timeout:g}s (DEEPTAG_SINK_TIMEOUT_S)" if timeout else ""
         raise SinkTimeout(f"sink {name} did not answer{within}") from e
     except httpx.HTTPError as e:
-        raise SinkError(
+        raise SinkUnavailable(
             f"sink {name} is unreachable: {type(e).__name__}: {quote_input(str(e))}"
         ) from e
     if response.status_code >= 400:
-        raise SinkError(
+        # A 503 is an outage of the sink, anything else a refusal of this output.
+        kind = SinkUnavailable if response.status_code == 503 else SinkError
+        raise kind(
             f"sink {name} answered {response.status_code} {response.reason_phrase}: "
             f"{_quote(response.text)}"
         )

@@ -342,7 +342,8 @@ def test_sink_failures_quote_the_sink(server: DeeptagServer, image_server: Image
     assert "answered 500" in broken.json()["status"]["dd_msg"]
     assert "sink is broken today" in broken.json()["status"]["dd_msg"]
     unreachable = send_to(f"http://127.0.0.1:{free_port()}/x")
-    assert unreachable.status_code == 502
+    # An outage of the sink, not a refusal: 503, as for an unreachable Triton.
+    assert unreachable.status_code == 503
     assert "unreachable" in unreachable.json()["status"]["dd_msg"]
 
 

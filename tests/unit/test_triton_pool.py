@@ -42,6 +42,8 @@ def test_another_version_is_a_mismatch_naming_both_endpoints() -> None:
 
     problem = mismatch(A, INFO, B, replace(INFO, version="2"))
     assert problem is not None
-    assert "http://a:8000" in problem and "http://b:8000" in problem
-    assert "version 1" in problem and "version 2" in problem
+    assert "http://a:8000" in problem
+    assert "http://b:8000" in problem
+    assert "version 1" in problem
+    assert "version 2" in problem
     assert mismatch(A, INFO, B, replace(INFO, num_classes=10)) is not None
