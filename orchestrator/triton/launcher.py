@@ -92,6 +92,15 @@ def check_port_free(port: int, purpose: str) -> None:
             ) from e
 
 
+def check_ports_free(ports: TritonPorts) -> None:
+    for port, purpose in (
+        (ports.http, "http port"),
+        (ports.grpc, "grpc port"),
+        (ports.metrics, "metrics port"),
+    ):
+        check_port_free(port, purpose)
+
+
 def runtime_repository_path(work_dir: Path, http_port: int) -> Path:
     return work_dir / f"model_repository-{http_port}"
 
@@ -217,12 +226,7 @@ class LocalTriton:
         ]
 
     def start(self) -> None:
-        for port, purpose in (
-            (self.ports.http, "http port"),
-            (self.ports.grpc, "grpc port"),
-            (self.ports.metrics, "metrics port"),
-        ):
-            check_port_free(port, purpose)
+        check_ports_free(self.ports)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runtime_repo = self.runtime_repository
         self.models = materialise(self.model_repository, runtime_repo, self.intra_op_threads)
@@ -284,6 +288,11 @@ class LocalTriton:
     def wait(self) -> int:
         assert self._process is not None
         return self._process.wait()
+
+    def poll(self) -> int | None:
+        """The server's exit code once it has exited, else None (it runs)."""
+        assert self._process is not None
+        return self._process.poll()
 
     def __enter__(self) -> LocalTriton:
         self.start()

@@ -38,6 +38,8 @@ DOCS = ROOT / "README.md"
 SCHEMA_IN_DIST = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
 
 Compose = dict[str, Any]
+#: The Triton services, in the order DEEPTAG_TRITON_URL lists them.
+TRITONS = ("triton", "triton-2")
 
 # ---------------------------------------------------------------------------------------------
 # Interpolation, as compose does it: on values (not keys), after YAML parsing.
@@ -203,6 +205,10 @@ def _misspell_top_level(doc: Compose) -> None:
     doc["volume"] = doc.pop("volumes")
 
 
+def _misspell_config_content(doc: Compose) -> None:
+    doc["configs"]["proxy-conf"]["contents"] = doc["configs"]["proxy-conf"].pop("content")
+
+
 @pytest.mark.parametrize(
     "breakage",
     [
@@ -211,6 +217,7 @@ def _misspell_top_level(doc: Compose) -> None:
         _ports_as_mapping,
         _capabilities_as_string,
         _misspell_top_level,
+        _misspell_config_content,
     ],
 )
 def test_the_validator_rejects_a_broken_copy(
@@ -318,6 +325,24 @@ def _container_ports(svc: dict[str, Any]) -> set[int]:
     return ports
 
 
+def _host_ports(svc: dict[str, Any]) -> set[int]:
+    """The ports ``svc`` takes on the host (short syntax ``IP:HOST:CONTAINER`` or long)."""
+    ports = set()
+    for entry in svc.get("ports", []):
+        if isinstance(entry, dict):
+            published = entry.get("published")
+        else:
+            parts = str(entry).split(":")
+            published = parts[-2] if len(parts) > 1 else None
+        if published:
+            ports.add(int(str(published)))
+    return ports
+
+
+def _exposed_ports(svc: dict[str, Any]) -> set[int]:
+    return {int(str(p).split("/")[0]) for p in svc.get("expose", [])}
+
+
 def _flag(command: list[str], flag: str) -> str | None:
     for arg in command:
         if arg.startswith(f"{flag}="):
@@ -337,14 +362,17 @@ def test_the_orchestrator_reaches_triton_and_elasticsearch(
 ) -> None:
     env = _environment(services["orchestrator"])
 
-    triton_url = urlsplit(env["DEEPTAG_TRITON_URL"])
-    assert triton_url.hostname == "triton"
-    assert triton_url.scheme == env.get("DEEPTAG_TRITON_PROTOCOL", "http") == "http"
-    triton = services["triton"]
-    http_port = int(_flag(_command(triton), "--http-port") or 8000)
-    assert triton_url.port == http_port
-    assert http_port in _container_ports(triton)
-    assert f"localhost:{http_port}/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    # Every Triton is in the list, once, at the port it serves HTTP on.
+    triton_urls = [urlsplit(url.strip()) for url in env["DEEPTAG_TRITON_URL"].split(",")]
+    assert [url.hostname for url in triton_urls] == list(TRITONS)
+    for url in triton_urls:
+        assert url.scheme == env.get("DEEPTAG_TRITON_PROTOCOL", "http") == "http"
+        triton = services[str(url.hostname)]
+        http_port = int(_flag(_command(triton), "--http-port") or 8000)
+        assert url.port == http_port
+        assert http_port in _container_ports(triton)
+        health = " ".join(triton["healthcheck"]["test"])
+        assert f"localhost:{http_port}/v2/health/ready" in health
 
     es_url = urlsplit(env["DEEPTAG_ES_URL"])
     assert es_url.hostname == "elasticsearch"
@@ -364,20 +392,101 @@ def test_the_orchestrator_listens_where_it_is_published_and_probed(
     assert command[0] == "serve"
     assert _flag(command, "--host") == "0.0.0.0"
     port = int(_flag(command, "--port") or 8080)
-    assert _container_ports(svc) == {port}
+    assert "ports" not in svc, "a scaled service cannot publish a fixed host port"
+    assert _exposed_ports(svc) == {port}
     assert f"127.0.0.1:{port}/health" in " ".join(svc["healthcheck"]["test"])
+    # It starts only once both Tritons serve the model: a replica that started without one
+    # would route every batch to the other.
     assert _depends_on(svc) == {
         "triton": "service_healthy",
+        "triton-2": "service_healthy",
         "elasticsearch": "service_healthy",
         "es-setup": "service_completed_successfully",
     }
     assert _environment(svc)["DEEPTAG_API_KEY"], "the API is open"
 
 
-def test_triton_serves_the_repository_that_model_export_writes(
-    services: dict[str, dict[str, Any]],
+def test_the_orchestrator_runs_several_replicas(services: dict[str, dict[str, Any]]) -> None:
+    svc = services["orchestrator"]
+    assert int(svc["deploy"]["replicas"]) >= 2
+    # A fixed container name allows one container only.
+    assert "container_name" not in svc
+
+
+_NGINX_DIRECTIVE = re.compile(r"^\s*([a-z_]+)\s+([^;{]*);", re.M)
+_NGINX_SIZE = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _nginx(config: str) -> dict[str, list[str]]:
+    """Directive -> the arguments of each of its occurrences (comments dropped)."""
+    text = re.sub(r"#[^\n]*", "", config)
+    found: dict[str, list[str]] = {}
+    for name, args in _NGINX_DIRECTIVE.findall(text):
+        found.setdefault(name, []).append(" ".join(args.split()))
+    return found
+
+
+def _proxy_config(compose: Compose, svc: dict[str, Any]) -> dict[str, list[str]]:
+    (mount,) = svc["configs"]
+    assert mount["target"] == "/etc/nginx/conf.d/default.conf"
+    return _nginx(compose["configs"][mount["source"]]["content"])
+
+
+def test_the_proxy_is_the_only_door_to_the_orchestrator_replicas(
+    compose: Compose, services: dict[str, dict[str, Any]]
 ) -> None:
-    triton, export = services["triton"], services["model-export"]
+    proxy = services["proxy"]
+    on_8080 = sorted(name for name, svc in services.items() if 8080 in _host_ports(svc))
+    assert on_8080 == ["proxy"]
+    config = _proxy_config(compose, proxy)
+    (listen,) = config["listen"]
+    assert _container_ports(proxy) == {int(listen)}
+    assert f"127.0.0.1:{listen}/health" in " ".join(proxy["healthcheck"]["test"])
+    assert _depends_on(proxy) == {"orchestrator": "service_healthy"}
+
+    # proxy_pass through a variable: resolved per request, so scaled replicas are found.
+    assert config["resolver"][0].split()[0] == "127.0.0.11"
+    (target,) = config["proxy_pass"]
+    assert target.startswith("$"), "a literal name is resolved once, at nginx's start"
+    variables = dict(arg.split(" ", 1) for arg in config["set"])
+    upstream = urlsplit(variables[target])
+    orchestrator = services["orchestrator"]
+    assert upstream.hostname == "orchestrator"
+    assert upstream.port == int(_flag(_command(orchestrator), "--port") or 8080)
+
+
+def test_the_proxy_lets_through_what_the_orchestrator_accepts(
+    compose: Compose, services: dict[str, dict[str, Any]]
+) -> None:
+    config = _proxy_config(compose, services["proxy"])
+    # The orchestrator's own limits: what its environment sets, else the defaults.
+    env = _environment(services["orchestrator"])
+    fields = Settings.model_fields
+    max_body = int(env.get("DEEPTAG_MAX_BODY_BYTES", fields["max_body_bytes"].default))
+    timeout = float(env.get("DEEPTAG_PREDICT_TIMEOUT_S", fields["predict_timeout_s"].default))
+    size = re.fullmatch(r"(\d+)([kmg]?)", config["client_max_body_size"][0].lower())
+    assert size, config["client_max_body_size"]
+    body_limit = int(size[1]) * _NGINX_SIZE[size[2]]
+    assert body_limit >= max_body, "nginx would refuse uploads deeptag takes"
+    (read_timeout,) = config["proxy_read_timeout"]
+    assert int(read_timeout.removesuffix("s")) > timeout, (
+        "nginx would cut a long /predict off before deeptag answers it"
+    )
+
+
+def test_no_two_services_publish_one_host_port(services: dict[str, dict[str, Any]]) -> None:
+    owners: dict[int, str] = {}
+    for name, svc in services.items():
+        for port in _host_ports(svc):
+            assert port not in owners, f"{name} and {owners[port]} both publish {port}"
+            owners[port] = name
+
+
+@pytest.mark.parametrize("name", TRITONS)
+def test_triton_serves_the_repository_that_model_export_writes(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    triton, export = services[name], services["model-export"]
     command = _command(triton)
     assert command[0] == "tritonserver"
 
@@ -399,15 +508,32 @@ def test_triton_serves_the_repository_that_model_export_writes(
     assert _depends_on(triton)["model-export"] == "service_completed_successfully"
 
 
-def test_triton_reserves_a_gpu(services: dict[str, dict[str, Any]]) -> None:
-    triton = services["triton"]
-    devices = triton["deploy"]["resources"]["reservations"]["devices"]
-    gpus = [d for d in devices if d.get("driver") == "nvidia" and "gpu" in d["capabilities"]]
+def _gpus(svc: dict[str, Any]) -> list[dict[str, Any]]:
+    devices = svc["deploy"]["resources"]["reservations"]["devices"]
+    return [d for d in devices if d.get("driver") == "nvidia" and "gpu" in d["capabilities"]]
+
+
+@pytest.mark.parametrize("name", TRITONS)
+def test_triton_reserves_a_gpu(services: dict[str, dict[str, Any]], name: str) -> None:
+    triton = services[name]
+    gpus = _gpus(triton)
     assert gpus, "no NVIDIA GPU reserved"
     assert (
         gpus[0].get("count") == "all" or gpus[0].get("count", 0) >= 1 or gpus[0].get("device_ids")
     )
     assert triton.get("shm_size")
+
+
+def test_the_two_tritons_are_the_same_server_on_different_gpus(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    first, second = (services[name] for name in TRITONS)
+    # The orchestrator refuses a pool whose servers serve different models.
+    for key in ("image", "command", "volumes", "healthcheck"):
+        assert first[key] == second[key], f"the Tritons differ in {key}"
+    # `count: 1` is the host's first GPU; the second Triton asks for another by id.
+    assert _gpus(first)[0].get("count") == 1
+    assert _gpus(second)[0]["device_ids"] == ["1"]
 
 
 def test_published_ports_bind_loopback_only(services: dict[str, dict[str, Any]]) -> None:
@@ -434,6 +560,8 @@ _VERSION_TAG = {
     "es-setup": r"docker\.elastic\.co/elasticsearch/elasticsearch:8\.\d+\.\d+",
     "kibana": r"docker\.elastic\.co/kibana/kibana:8\.\d+\.\d+",
     "triton": r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3",
+    "triton-2": r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3",
+    "proxy": r"nginx:\d+\.\d+(\.\d+)?-alpine",
 }
 
 
