@@ -194,5 +194,11 @@ def test_predict_answers_503_during_an_outage_and_serves_after_it(
                 assert back.status_code == 200, back.text
                 category = back.json()["body"]["predictions"][0]["classes"][0]["cat"]
                 assert "espresso" in category
+            # Per-endpoint figures: the calls that worked and the one the outage failed.
+            metrics = client.get("/metrics").text
+            endpoint = f'endpoint="{first.http_url}"'
+            assert f'deeptag_triton_requests_total{{{endpoint},outcome="ok"}} 2.0' in metrics
+            assert f'deeptag_triton_requests_total{{{endpoint},outcome="failed"}} 1.0' in metrics
+            assert f"deeptag_triton_endpoint_ready{{{endpoint}}} 1.0" in metrics
     finally:
         first.stop()
