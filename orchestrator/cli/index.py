@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -35,6 +36,13 @@ from orchestrator.settings import Settings, load_settings
 from orchestrator.training.repository import check_name
 from orchestrator.triton.client import Endpoint
 from orchestrator.triton.pool import TritonPool
+
+
+class Engine(StrEnum):
+    """Where `deeptag index` runs: this process, or a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
 
 
 class FailureLog:
@@ -236,6 +244,20 @@ def index(
             "indexed without them are tagged again.",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: this process; ray: a Ray cluster (pip install 'deeptag\\[ray]'; "
+            "Elasticsearch only)."
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: the cluster ('auto', ray://head:10001); default a "
+            "local Ray for the run."
+        ),
+    ] = None,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
     settings = load_settings(triton_url=triton_url, infer_batch_size=batch_size)
@@ -249,23 +271,84 @@ def index(
         best=best,
         metadata=_metadata(meta or []),
     )
-    with FailureLog(failures) as log:
-        stats, stopped = run_async(
-            _index(
-                settings,
-                sources,
-                sink.kind if sink else None,
-                options,
-                log,
-                sys.stdin if "-" in sources else None,
-                custom_model,
-            )
-        )
+    if ray_address is not None and engine is not Engine.ray:
+        raise BadRequest("--ray-address needs --engine ray")
+    if engine is Engine.ray:
+        if sink is not None:
+            settings = settings.model_copy(update={"search_backend": sink.kind})
+        with FailureLog(failures) as log:
+            stats = _index_on_ray(settings, sources, options, log, ray_address, custom_model)
+        stopped = False
+    else:
+        with FailureLog(failures) as log:
+            stats, stopped = _index_here(settings, sources, sink, options, log, custom_model)
     _summarise(stats, stopped, failures)
     if stats.stopped_by is not None:
         raise typer.Exit(EXIT_OUTAGE)
     if stats.indexed + stats.skipped == 0:
         raise typer.Exit(1)
+
+
+def _index_here(
+    settings: Settings,
+    sources: list[str],
+    sink: Sink | None,
+    options: IndexOptions,
+    log: FailureLog,
+    custom_model: str | None,
+) -> tuple[IndexStats, bool]:
+    return run_async(
+        _index(
+            settings,
+            sources,
+            sink.kind if sink else None,
+            options,
+            log,
+            sys.stdin if "-" in sources else None,
+            custom_model,
+        )
+    )
+
+
+def _index_on_ray(
+    settings: Settings,
+    sources: list[str],
+    options: IndexOptions,
+    log: FailureLog,
+    address: str | None,
+    custom_model: str | None,
+) -> IndexStats:
+    """The same job on Ray Data (orchestrator.distributed), with the same progress bar."""
+    from orchestrator.distributed import run_on_ray
+
+    progress = _progress()
+    task = progress.add_task(
+        INDEXING, total=collect.count(sources), rate=0.0, indexed=0, skipped=0, failed=0
+    )
+
+    def show(stats: IndexStats) -> None:
+        progress.update(
+            task,
+            completed=stats.done,
+            rate=stats.images_per_s,
+            indexed=stats.indexed,
+            skipped=stats.skipped,
+            failed=stats.failed,
+        )
+
+    with progress:
+        stats = run_on_ray(
+            settings,
+            sources,
+            sys.stdin if "-" in sources else None,
+            options,
+            log.write,
+            show,
+            address=address,
+            custom_model=custom_model,
+        )
+        show(stats)
+    return stats
 
 
 def _metadata(pairs: list[str]) -> dict[str, str]:
