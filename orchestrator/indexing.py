@@ -1,9 +1,9 @@
 """Bulk indexing: a stream of sources in, documents in the search backend out.
 
-Two stages overlap: while one chunk is classified by Triton and written to the backend, the
-next is read, decoded and hashed. Queues are bounded, so memory stays flat however many images
-flow through. An image whose content hash is already indexed is skipped before inference,
-which is what makes an interrupted run resumable without duplicates.
+Three stages overlap: while one chunk is written to the backend, the next is classified by
+Triton and the one after is read, decoded and hashed. Queues are bounded, so memory stays flat
+however many images flow through. An image whose content hash is already indexed is skipped
+before inference, which is what makes an interrupted run resumable without duplicates.
 
 With a trained model (``deeptag index --model NAME``) the same pixels go to it too, and its
 top categories are stored beside ImageNet's. An image indexed without that model's categories
@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator.errors import OutageTooLong
 from orchestrator.pipeline import Tagger, TagOptions, chunked
-from orchestrator.search.base import CustomCategory, SearchBackend
+from orchestrator.search.base import CustomCategory, ImageDocument, SearchBackend
 from orchestrator.search.documents import document_from_prediction
 from orchestrator.triton.client import Classifier, ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
@@ -29,9 +29,10 @@ from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedIma
 #: Chunks read ahead while one is classified and written.
 QUEUED_CHUNKS = 2
 #: Chunks whose images passed the duplicate check but may not be committed yet: the queued ones,
-#: the one being written, and one more for margin. Older ones the backend itself reports as
+#: the one being classified, the one waiting for the writer, the one being written, and one more
+#: for margin. Older ones the backend itself reports as
 #: existing, so remembering only these keeps memory flat over millions of images.
-_UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 2
+_UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 4
 #: A trained model's categories scoring below this are noise, not worth storing or finding.
 CUSTOM_MIN_SCORE = 0.05
 
@@ -95,6 +96,19 @@ async def _next_chunk(
     return None
 
 
+async def _hand_over(
+    queue: asyncio.Queue[list[ImageDocument] | None],
+    item: list[ImageDocument] | None,
+    writer: asyncio.Task[None],
+) -> None:
+    """Queue ``item`` for the writer; re-raises what stopped the writer if it stopped."""
+    putter = asyncio.ensure_future(queue.put(item))
+    await asyncio.wait({putter, writer}, return_when=asyncio.FIRST_COMPLETED)
+    if not putter.done():
+        putter.cancel()
+        writer.result()
+
+
 class Indexer:
     """Runs one bulk indexing job; ``stop()`` ends it after the chunks already read.
 
@@ -133,19 +147,27 @@ class Indexer:
         return self._stopping.is_set()
 
     async def run(self, sources: Iterable[ImageSource]) -> IndexStats:
+        """Three stages, each on its own chunk: read (fetch, decode, hash, skip what is
+        indexed), classify (Triton), write (the backend's bulk call or commit)."""
         queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
+        to_write: asyncio.Queue[list[ImageDocument] | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read(sources, queue))
+        writer = asyncio.create_task(self._write_all(to_write))
         try:
             while (chunk := await _next_chunk(queue, reader)) is not None:
-                await self._index(chunk)
+                if chunk.fresh:
+                    await _hand_over(to_write, await self._classify(chunk), writer)
+            await _hand_over(to_write, None, writer)
+            await writer
         except OutageTooLong as e:
             # What was written stays written (ids are content hashes): a re-run resumes.
             self.stats.stopped_by = e.message
             self._stopping.set()
         finally:
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            for task in (reader, writer):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
             self.stats.finished = time.perf_counter()
         return self.stats
 
@@ -187,20 +209,24 @@ class Indexer:
     def _in_flight(self, doc_id: str) -> bool:
         return any(doc_id in ids for ids in self._uncommitted)
 
-    async def _index(self, chunk: _Chunk) -> None:
-        if not chunk.fresh:
-            return
+    async def _classify(self, chunk: _Chunk) -> list[ImageDocument]:
         # Every probability too: concepts and the semantic vector are made from them.
         options = TagOptions(best=self.options.best, with_embedding=True, with_probs=True)
         outcomes = await self.tagger.classify(chunk.fresh, options)
         custom = await self._custom_categories(chunk.fresh)
-        documents = [
+        return [
             document_from_prediction(
                 outcome, self.model, self.options.metadata, custom=custom.get(outcome.sha256, ())
             )
             for outcome in outcomes
             if isinstance(outcome, Prediction)
         ]
+
+    async def _write_all(self, queue: asyncio.Queue[list[ImageDocument] | None]) -> None:
+        while (documents := await queue.get()) is not None:
+            await self._write(documents)
+
+    async def _write(self, documents: list[ImageDocument]) -> None:
         async for result in self.backend.index(documents):
             if result.ok:
                 self.stats.indexed += 1
