@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     args = parser.parse_args()
     n, quarter = args.images, args.images // 4
-    console = Console()
+    console = Console(width=150)
     rows: list[tuple[str, IndexRun]] = []
     with tempfile.TemporaryDirectory(prefix="deeptag-faults-") as tmp:
         work = Path(tmp)

@@ -1,7 +1,8 @@
-"""`/predict` latency with a warm server: p50/p95 for 1 image and for 16 images per call.
+"""`/predict` with a warm server: p50/p95 for 1 image and for 16 images per call, and the
+throughput of 16-image calls sent 32 at a time.
 
 Starts a local Triton, a local image server and `deeptag serve`, then prints a table.
-Run: .venv/bin/python bench/predict_latency.py [--calls 40]
+Run: .venv/bin/python bench/predict_latency.py [--calls 40] [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def predict_stack(image_count: int = 64) -> Iterator[Stack]:
         ports = TritonPorts(free_port(), free_port(), free_port())
         with (
             LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
-            deeptag_serve(triton.http_url, Path(tmp) / "data") as (url, server),
+            # As deeptag speaks to a local Triton by default: over gRPC.
+            deeptag_serve(f"grpc://{triton.grpc_url}", Path(tmp) / "data") as (url, server),
         ):
             yield Stack(url, images, triton, server)
         image_server.shutdown()
@@ -141,12 +143,31 @@ def measure(url: str, images: list[str], per_call: int, calls: int) -> list[floa
     return times
 
 
+def throughput(url: str, images: list[str], per_call: int, concurrency: int, calls: int) -> float:
+    """Images/s of ``calls`` calls of ``per_call`` images, ``concurrency`` in flight at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i: int, http: httpx.Client) -> None:
+        data = [images[(i * per_call + j) % len(images)] for j in range(per_call)]
+        body = {"service": "imageserv", "parameters": {"output": {"best": 3}}, "data": data}
+        http.post(f"{url}/predict", json=body).raise_for_status()
+
+    limits = httpx.Limits(max_connections=concurrency)
+    with httpx.Client(timeout=300, limits=limits) as http, ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda i: call(i, http), range(concurrency)))  # warm
+        started = time.perf_counter()
+        list(pool.map(lambda i: call(i, http), range(calls)))
+        return calls * per_call / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with predict_stack() as stack:
         rows = [(n, measure(stack.url, stack.images, n, args.calls)) for n in (1, 16)]
+        rate = throughput(stack.url, stack.images, 16, args.concurrency, 3 * args.concurrency)
     title = f"/predict, warm server, local Triton on CPU ({os.cpu_count()} cores)"
     table = Table(title=f"{title}, {args.calls} calls each")
     for column in ("images per call", "p50", "p95", "images/s at p50"):
@@ -160,6 +181,10 @@ def main() -> None:
             f"{per_call / p50:.1f}",
         )
     Console().print(table)
+    Console().print(
+        f"16 images per call, {args.concurrency} calls in flight: {rate:.1f} images/s",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

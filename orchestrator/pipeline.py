@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -58,8 +59,11 @@ class Tagger:
         metrics: Metrics | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         enricher: Enricher | None = None,
+        decode_pool: Executor | None = None,
     ) -> None:
         self.reader = reader
+        #: Worker processes for decoding (``DEEPTAG_DECODE_WORKERS``); None: threads here.
+        self.decode_pool = decode_pool
         self.triton = triton
         self.max_pixels = max_pixels
         self.metrics = metrics or Metrics()
@@ -72,7 +76,9 @@ class Tagger:
             with self.metrics.timed("fetch"):
                 image = await self.reader.read(source)
             with self.metrics.timed("decode"):
-                return await asyncio.to_thread(prepare, image, self.max_pixels)
+                # Threads by default: Pillow and hashlib release the GIL while they work.
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self.decode_pool, prepare, image, self.max_pixels)
         except ItemError as e:
             return ItemFailure(source=source, error=e)
 

@@ -28,6 +28,13 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
     With ``short_side``, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) that keeps
     its short side at least that long: a 3 MP photo decodes several times faster.
     """
+    return _decode(image, max_pixels, short_side)[0]
+
+
+def _decode(
+    image: ImageBytes, max_pixels: int, short_side: int | None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The upright RGB image and its full-resolution upright size, from one parse."""
     uri = name_of(image.source)  # data[3] for base64, never a megabyte of it
     try:
         with warnings.catch_warnings():
@@ -40,6 +47,7 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
                     f"{uri}: {width}x{height} is {width * height} pixels, "
                     f"over the {max_pixels} pixel limit"
                 )
+            orientation = _orientation(opened)
             if short_side is not None and opened.format == "JPEG":
                 scale = short_side / min(width, height)
                 opened.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
@@ -50,12 +58,24 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
         raise NotAnImage(f"{uri}: not a decodable image") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImage(f"{uri}: corrupt or truncated image: {e}") from e
+    upright: Image.Image = opened
+    if orientation not in (None, 1):
+        try:
+            upright = ImageOps.exif_transpose(opened)
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+            # A broken EXIF block should not cost the user the image.
+            upright = opened
+    size = (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
+    # Most photos are RGB already: converting would only copy them.
+    return (upright if upright.mode == "RGB" else upright.convert("RGB")), size
+
+
+def _orientation(opened: Image.Image) -> int | None:
     try:
-        upright = ImageOps.exif_transpose(opened)
+        value = opened.getexif().get(0x0112)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-        # A broken EXIF block should not cost the user the image.
-        upright = opened
-    return upright.convert("RGB")
+        return None
+    return value if isinstance(value, int) else None
 
 
 def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
@@ -72,20 +92,8 @@ def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(cropped, dtype=np.uint8)
 
 
-def upright_size(data: bytes) -> tuple[int, int]:
-    """The full-resolution size as displayed (EXIF rotations swap width and height)."""
-    with Image.open(io.BytesIO(data)) as opened:
-        width, height = opened.size
-        try:
-            orientation = opened.getexif().get(0x0112)
-        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-            orientation = None
-    return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
-
-
 def prepare(image: ImageBytes, max_pixels: int) -> PreparedImage:
-    rgb = decode(image, max_pixels, short_side=RESIZE_SHORT_SIDE)
-    width, height = upright_size(image.data)
+    rgb, (width, height) = _decode(image, max_pixels, RESIZE_SHORT_SIDE)
     return PreparedImage(
         source=image.source,
         pixels=to_model_input(rgb),

@@ -38,8 +38,9 @@ class RetryPolicy:
     #: How long one call may keep retrying; 0 means it is tried once.
     window_s: float = 0.0
     #: The first wait; each later one doubles, up to ``max_wait_s``, plus up to 1 s of jitter.
+    #: A short cap: once the server is back, the run resumes within a few seconds.
     initial_s: float = 0.5
-    max_wait_s: float = 8.0
+    max_wait_s: float = 4.0
 
 
 NO_RETRY = RetryPolicy(0.0)

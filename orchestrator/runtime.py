@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +52,11 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
     if is_ready(settings.triton_http_port, timeout=0.5):
         port = (
             settings.triton_grpc_port
-            if settings.triton_protocol == "grpc"
+            if settings.local_triton_protocol == "grpc"
             else settings.triton_http_port
         )
         yield TritonHandle(
-            (Endpoint(settings.triton_protocol, f"127.0.0.1:{port}"),),
+            (Endpoint(settings.local_triton_protocol, f"127.0.0.1:{port}"),),
             f"http://127.0.0.1:{settings.triton_metrics_port}/metrics",
             None,
         )
@@ -65,11 +67,16 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
         settings.state_dir / "triton",
         ports,
         start_timeout_s=settings.triton_start_timeout_s,
+        memory_arena=settings.triton_cpu_memory_arena,
     ) as local:
         address = (
-            local.grpc_url if settings.triton_protocol == "grpc" else f"127.0.0.1:{ports.http}"
+            local.grpc_url
+            if settings.local_triton_protocol == "grpc"
+            else f"127.0.0.1:{ports.http}"
         )
-        yield TritonHandle((Endpoint(settings.triton_protocol, address),), local.metrics_url, local)
+        yield TritonHandle(
+            (Endpoint(settings.local_triton_protocol, address),), local.metrics_url, local
+        )
 
 
 @dataclass
@@ -127,11 +134,36 @@ async def tagging_session(
         enricher = load_enricher(
             settings.model_repository / settings.text_model, settings.concept_threshold
         )
-        yield TaggingSession(
-            Tagger(reader, triton, settings.max_image_pixels, metrics, enricher=enricher),
-            model,
-            triton,
-        )
+        with decode_workers(settings.decode_workers) as pool:
+            yield TaggingSession(
+                Tagger(
+                    reader,
+                    triton,
+                    settings.max_image_pixels,
+                    metrics,
+                    enricher=enricher,
+                    decode_pool=pool,
+                ),
+                model,
+                triton,
+            )
     finally:
         await http.aclose()
         await triton.close()
+
+
+@contextmanager
+def decode_workers(count: int) -> Iterator[Executor | None]:
+    """``count`` decode processes for a session, or None (threads) when 0.
+
+    Started by forkserver, not fork: this process already runs threads (HTTP clients, the
+    index writer) that a forked child would inherit in whatever state they were.
+    """
+    if count <= 0:
+        yield None
+        return
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -43,11 +43,22 @@ class Settings(BaseSettings):
         "ready one with the fewest requests in flight. Unset: commands that need Triton start "
         "the bundled one on CPU for their lifetime.",
     )
-    triton_protocol: Literal["http", "grpc"] = "http"
+    triton_protocol: Literal["http", "grpc"] = Field(
+        default="http",
+        description="The protocol of a Triton URL given without a scheme. The bundled local "
+        "Triton is spoken to over gRPC unless this is set (measured faster than HTTP for "
+        "batches of images).",
+    )
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     triton_start_timeout_s: float = 120.0
+    triton_cpu_memory_arena: bool = Field(
+        default=True,
+        description="A local Triton keeps onnxruntime's memory arena: each batch runs about "
+        "1.6x faster, for about 0.9 GB held after a batch of 64 images. Off: memory falls back "
+        "after each batch.",
+    )
     triton_timeout_s: float = 60.0
     retry_window_s: float = Field(
         default=120.0,
@@ -132,6 +143,14 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = 5
     sink_timeout_s: float = 30.0
     infer_batch_size: int = 32
+    decode_workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Processes that decode images for `deeptag index` and the commands; 0: "
+        "threads in the process (as fast on 2 cores, where the GIL is not what limits). A box "
+        "feeding a GPU wants about one per core left over by Triton.",
+    )
     # What one HTTP request may cost: a request beyond these is refused before any work.
     max_data_items: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
@@ -154,6 +173,12 @@ class Settings(BaseSettings):
             if es_host:
                 hosts.add(es_host.lower())
         return frozenset(hosts)
+
+    @property
+    def local_triton_protocol(self) -> Literal["http", "grpc"]:
+        """How to speak to a local Triton: as configured, else gRPC (about 8 % more images/s
+        than HTTP in `deeptag index` on 2 cores: less client-side encoding)."""
+        return self.triton_protocol if "triton_protocol" in self.model_fields_set else "grpc"
 
     @property
     def es_authorization(self) -> str | None:

@@ -244,6 +244,7 @@ def start(
             ports,
             start_timeout_s=settings.triton_start_timeout_s,
             intra_op_threads=threads,
+            memory_arena=settings.triton_cpu_memory_arena,
         )
         for ports in port_sets
     ]
@@ -266,7 +267,7 @@ def start(
             )
         if instances > 1:
             console.print(f"{instances} Tritons ready in {elapsed:.1f}s, in the background.")
-        _print_export(port_sets, settings.triton_protocol)
+        _print_export(port_sets, settings.local_triton_protocol)
         return
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -291,7 +292,7 @@ def start(
                     soft_wrap=True,
                 )
             console.print(f"{instances} Tritons ready in {elapsed:.1f}s. Ctrl-C stops them.")
-        _print_export(port_sets, settings.triton_protocol)
+        _print_export(port_sets, settings.local_triton_protocol)
         index, code = _first_exit(tritons)
         dead = tritons[index]
         if instances == 1:

@@ -166,6 +166,7 @@ class LocalTriton:
         ports: TritonPorts | None = None,
         start_timeout_s: float = 120.0,
         intra_op_threads: int = 0,
+        memory_arena: bool = True,
         die_with_parent: bool = True,
     ) -> None:
         self.model_repository = model_repository
@@ -173,6 +174,7 @@ class LocalTriton:
         self.ports = ports or TritonPorts()
         self.start_timeout_s = start_timeout_s
         self.intra_op_threads = intra_op_threads
+        self.memory_arena = memory_arena
         self.die_with_parent = die_with_parent
         self.models: list[RuntimeModel] = []
         self._process: subprocess.Popen[bytes] | None = None
@@ -229,7 +231,9 @@ class LocalTriton:
         check_ports_free(self.ports)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runtime_repo = self.runtime_repository
-        self.models = materialise(self.model_repository, runtime_repo, self.intra_op_threads)
+        self.models = materialise(
+            self.model_repository, runtime_repo, self.intra_op_threads, self.memory_arena
+        )
         backends = _prepare_backends(self.work_dir)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(

@@ -36,8 +36,9 @@ class TritonPythonModel:
         if threads > 0:
             options.intra_op_num_threads = threads
         # The arena keeps the largest batch's activations for the life of the process (about
-        # 1 GB for 64 images); without it memory falls back after each batch, at no measured cost.
-        options.enable_cpu_mem_arena = False
+        # 0.9 GB after a batch of 64 images) and makes each batch about 1.6x faster: without it
+        # every run maps and faults in its buffers afresh. Off trades that speed for memory.
+        options.enable_cpu_mem_arena = params.get("cpu_memory_arena", "1") == "1"
         self.session = ort.InferenceSession(
             onnx_path, sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -47,7 +47,7 @@ def _onnx_versions(model_dir: Path, default_filename: str) -> dict[int, Path]:
 
 
 def shim_config(
-    config: model_config_pb2.ModelConfig, intra_op_threads: int
+    config: model_config_pb2.ModelConfig, intra_op_threads: int, memory_arena: bool = True
 ) -> model_config_pb2.ModelConfig:
     """The canonical config re-targeted to the python backend on CPU (pure)."""
     shimmed = model_config_pb2.ModelConfig()
@@ -64,10 +64,13 @@ def shim_config(
             tensor.allow_ragged_batch = True
     shimmed.parameters["onnx_path"].string_value = "model.onnx"
     shimmed.parameters["intra_op_threads"].string_value = str(intra_op_threads)
+    shimmed.parameters["cpu_memory_arena"].string_value = "1" if memory_arena else "0"
     return shimmed
 
 
-def materialise(source: Path, target: Path, intra_op_threads: int = 0) -> list[RuntimeModel]:
+def materialise(
+    source: Path, target: Path, intra_op_threads: int = 0, memory_arena: bool = True
+) -> list[RuntimeModel]:
     """Write a runtime repository for ``source`` into ``target`` (replacing what is there)."""
     if not source.is_dir():
         raise ModelNotFound(
@@ -99,7 +102,7 @@ def materialise(source: Path, target: Path, intra_op_threads: int = 0) -> list[R
                     label_file = model_dir / label_output.label_filename
                     if label_file.is_file():
                         (out_dir / label_output.label_filename).symlink_to(label_file.resolve())
-            shimmed = shim_config(config, intra_op_threads)
+            shimmed = shim_config(config, intra_op_threads, memory_arena)
             (out_dir / "config.pbtxt").write_text(text_format.MessageToString(shimmed))
             models.append(RuntimeModel(name, tuple(sorted(versions)), via_shim=True))
         elif config.backend == "python" or config.platform == "ensemble":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orchestrator.search.base import Category, ImageDocument
@@ -78,6 +80,11 @@ class Deeptag:
         )
 
     def count(self) -> int:
+        if self.kind == "es":
+            # What a killed run wrote without its closing refresh is stored (a re-run's
+            # real-time mget sees it) but not yet counted: make it countable first.
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{self.settings.es_url}/{self.settings.es_index}/_refresh", timeout=5)
         try:
             return with_backend(self.settings, lambda backend: backend.count())
         except Exception:  # the index may not exist yet while the first run starts

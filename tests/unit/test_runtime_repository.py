@@ -54,3 +54,16 @@ def test_runtime_repository_keeps_io_and_batching_but_runs_the_shim(
 def test_missing_onnx_says_to_export(repository_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="deeptag models export"):
         materialise(repository_copy, tmp_path / "runtime")
+
+
+def test_the_memory_arena_setting_reaches_the_shim(exported_model: Path, tmp_path: Path) -> None:
+    def arena(memory_arena: bool) -> str:
+        target = tmp_path / f"runtime-{memory_arena}"
+        materialise(exported_model, target, memory_arena=memory_arena)
+        config = (target / "efficientnet_lite0" / "config.pbtxt").read_text()
+        shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
+        return str(shimmed.parameters["cpu_memory_arena"].string_value)
+
+    # On by default: batches run about 1.6x faster with it (bench/ceiling.py).
+    assert arena(True) == "1"
+    assert arena(False) == "0"
