@@ -231,6 +231,12 @@ class ConfigError(DeeptagError):
     reason = "config"
 
 
+class QuantisationFailed(DeeptagError):
+    """onnxruntime could not quantise or check the INT8 model; FP32 is untouched."""
+
+    reason = "quantisation"
+
+
 class ModelMismatch(ConfigError):
     """Two Triton endpoints of one pool serve different versions (or shapes) of the model."""
 
