@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -113,6 +114,22 @@ def _progress() -> Progress:
     )
 
 
+def _shower(progress: Progress, task: TaskID) -> Callable[[IndexStats], None]:
+    """The callback that puts a run's counts on its progress bar."""
+
+    def show(stats: IndexStats) -> None:
+        progress.update(
+            task,
+            completed=stats.done,
+            rate=stats.images_per_s,
+            indexed=stats.indexed,
+            skipped=stats.skipped,
+            failed=stats.failed,
+        )
+
+    return show
+
+
 async def _index(
     settings: Settings,
     sources: list[str],
@@ -137,17 +154,7 @@ async def _index(
                 settings, triton.endpoints, path_roots=None, retry=retry, on_wait=notices
             ) as session:
                 with progress:
-
-                    def show(stats: IndexStats) -> None:
-                        progress.update(
-                            task,
-                            completed=stats.done,
-                            rate=stats.images_per_s,
-                            indexed=stats.indexed,
-                            skipped=stats.skipped,
-                            failed=stats.failed,
-                        )
-
+                    show = _shower(progress, task)
                     indexer = Indexer(
                         session.tagger,
                         session.model,
@@ -325,17 +332,7 @@ def _index_on_ray(
     task = progress.add_task(
         INDEXING, total=collect.count(sources), rate=0.0, indexed=0, skipped=0, failed=0
     )
-
-    def show(stats: IndexStats) -> None:
-        progress.update(
-            task,
-            completed=stats.done,
-            rate=stats.images_per_s,
-            indexed=stats.indexed,
-            skipped=stats.skipped,
-            failed=stats.failed,
-        )
-
+    show = _shower(progress, task)
     with progress:
         stats = run_on_ray(
             settings,

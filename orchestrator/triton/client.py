@@ -133,6 +133,27 @@ def top_labels(
     return rows
 
 
+def batches(pixels: Sequence[npt.NDArray[np.uint8]], size: int) -> list[npt.NDArray[np.uint8]]:
+    """The images stacked in batches of at most ``size`` (pure)."""
+    return [np.stack(pixels[i : i + size]) for i in range(0, len(pixels), size)]
+
+
+def merged(
+    results: Sequence[Classification], with_embedding: bool, with_probs: bool
+) -> Classification:
+    """The batches' results as one, in order (pure)."""
+    labels = [row for result in results for row in result.labels]
+    embeddings = (
+        np.concatenate([r.embeddings for r in results if r.embeddings is not None])
+        if with_embedding
+        else None
+    )
+    probs = (
+        np.concatenate([r.probs for r in results if r.probs is not None]) if with_probs else None
+    )
+    return Classification(labels=labels, embeddings=embeddings, probs=probs)
+
+
 def protocol_module(endpoint: Endpoint) -> Any:
     """tritonclient's asyncio module for ``endpoint``'s protocol.
 
@@ -239,19 +260,13 @@ class TritonClient:
         if self.info is None:
             raise TritonUnavailable("TritonClient.classify() called before connect()")
         names = await self.class_names() if with_probs else None
-        step = self.info.max_batch_size
-        chunks = [np.stack(pixels[i : i + step]) for i in range(0, len(pixels), step)]
         results = await asyncio.gather(
-            *(self.classify_batch(chunk, top_k, with_embedding, names) for chunk in chunks)
+            *(
+                self.classify_batch(chunk, top_k, with_embedding, names)
+                for chunk in batches(pixels, self.info.max_batch_size)
+            )
         )
-        labels = [row for result in results for row in result.labels]
-        embeddings = (
-            np.concatenate([r.embeddings for r in results if r.embeddings is not None])
-            if with_embedding
-            else None
-        )
-        probs = np.concatenate([r.probs for r in results if r.probs is not None]) if names else None
-        return Classification(labels=labels, embeddings=embeddings, probs=probs)
+        return merged(results, with_embedding, with_probs=names is not None)
 
     async def class_names(self) -> tuple[str, ...]:
         """The model's class names in output order, asked of Triton once.

@@ -26,7 +26,14 @@ import numpy.typing as npt
 from orchestrator.errors import DeeptagError, ModelMismatch, TritonUnavailable
 from orchestrator.metrics import Metrics
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting, ride_out
-from orchestrator.triton.client import Classification, Endpoint, ModelInfo, TritonClient
+from orchestrator.triton.client import (
+    Classification,
+    Endpoint,
+    ModelInfo,
+    TritonClient,
+    batches,
+    merged,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -168,8 +175,6 @@ class TritonPool:
         if self.info is None:
             raise TritonUnavailable("TritonPool.classify() called before connect()")
         names = await self.class_names() if with_probs else None
-        step = self.info.max_batch_size
-        chunks = [np.stack(pixels[i : i + step]) for i in range(0, len(pixels), step)]
 
         def batch(
             chunk: npt.NDArray[np.uint8],
@@ -177,16 +182,9 @@ class TritonPool:
             return lambda client: client.classify_batch(chunk, top_k, with_embedding, names)
 
         results: list[Classification] = await asyncio.gather(
-            *(self.call(batch(chunk)) for chunk in chunks)
+            *(self.call(batch(chunk)) for chunk in batches(pixels, self.info.max_batch_size))
         )
-        labels = [row for result in results for row in result.labels]
-        embeddings = (
-            np.concatenate([r.embeddings for r in results if r.embeddings is not None])
-            if with_embedding
-            else None
-        )
-        probs = np.concatenate([r.probs for r in results if r.probs is not None]) if names else None
-        return Classification(labels=labels, embeddings=embeddings, probs=probs)
+        return merged(results, with_embedding, with_probs=names is not None)
 
     async def class_names(self) -> tuple[str, ...]:
         if self._class_names is None:
