@@ -356,6 +356,13 @@ class TritonClient:
             await client.close()
 
 
+#: Statuses of a server that is down, restarting or overloaded, whatever the message says: a
+#: gRPC call cut by a dying server reads "Stream removed (Socket closed)".
+_OUTAGE_STATUSES = frozenset(
+    {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "502", "503", "504"}
+)
+
+
 async def call_triton(awaitable: Any, endpoint: Endpoint, what: str, timeout_s: float) -> Any:
     """``awaitable``'s result, with tritonclient's and the transports' errors translated.
 
@@ -366,7 +373,7 @@ async def call_triton(awaitable: Any, endpoint: Endpoint, what: str, timeout_s: 
     except InferenceServerException as e:
         message = e.message() or str(e)
         lowered = message.lower()
-        if "unavailable" in lowered or "connect" in lowered:
+        if e.status() in _OUTAGE_STATUSES or "unavailable" in lowered or "connect" in lowered:
             raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {message}") from e
         if "unknown model" in lowered or "not found" in lowered:
             raise ModelNotFound(

@@ -26,3 +26,28 @@ def test_endpoint_parse(url: str, protocol: str, address: str, ssl: bool) -> Non
 def test_endpoint_rejects_other_schemes() -> None:
     with pytest.raises(ValueError, match="ftp://x"):
         Endpoint.parse("ftp://x")
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        # gRPC, when the server dies mid-call: the words say nothing of "unavailable".
+        ("Stream removed (Socket closed)", "StatusCode.UNAVAILABLE"),
+        ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED"),
+        # HTTP, a Triton that is shutting down or overloaded.
+        ("Server is stopping", "503"),
+    ],
+)
+def test_outage_errors_are_retryable_whatever_their_wording(message: str, status: str) -> None:
+    import asyncio
+
+    from tritonclient.utils import InferenceServerException
+
+    from orchestrator.errors import TritonUnavailable
+    from orchestrator.triton.client import Endpoint, call_triton
+
+    async def failing() -> None:
+        raise InferenceServerException(msg=message, status=status)
+
+    with pytest.raises(TritonUnavailable, match="grpc://a:8001"):
+        asyncio.run(call_triton(failing(), Endpoint.parse("grpc://a:8001"), "model 'm'", 5))
