@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.errors import OutageTooLong
 from orchestrator.pipeline import Tagger, TagOptions, chunked
@@ -25,6 +25,8 @@ from orchestrator.search.base import CustomCategory, ImageDocument, SearchBacken
 from orchestrator.search.documents import document_from_prediction
 from orchestrator.triton.client import Classifier, ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
+
+T = TypeVar("T")
 
 #: Chunks read ahead while one is classified and written.
 QUEUED_CHUNKS = 2
@@ -83,30 +85,16 @@ class _Chunk:
     fresh: list[PreparedImage]
 
 
-async def _next_chunk(
-    queue: asyncio.Queue[_Chunk | None], reader: asyncio.Task[None]
-) -> _Chunk | None:
-    """The next chunk, or None at the end; re-raises what stopped the reader."""
-    getter = asyncio.ensure_future(queue.get())
-    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-    if getter.done():
-        return getter.result()
-    getter.cancel()
-    reader.result()
+async def _while_running(operation: Awaitable[T], stage: asyncio.Task[None]) -> T | None:
+    """``operation``'s result; should ``stage`` (the task at the queue's other end) end first,
+    ``operation`` is dropped and what stopped ``stage`` is re-raised (None if nothing did)."""
+    pending = asyncio.ensure_future(operation)
+    await asyncio.wait({pending, stage}, return_when=asyncio.FIRST_COMPLETED)
+    if pending.done():
+        return pending.result()
+    pending.cancel()
+    stage.result()
     return None
-
-
-async def _hand_over(
-    queue: asyncio.Queue[list[ImageDocument] | None],
-    item: list[ImageDocument] | None,
-    writer: asyncio.Task[None],
-) -> None:
-    """Queue ``item`` for the writer; re-raises what stopped the writer if it stopped."""
-    putter = asyncio.ensure_future(queue.put(item))
-    await asyncio.wait({putter, writer}, return_when=asyncio.FIRST_COMPLETED)
-    if not putter.done():
-        putter.cancel()
-        writer.result()
 
 
 class Indexer:
@@ -154,10 +142,10 @@ class Indexer:
         reader = asyncio.create_task(self._read(sources, queue))
         writer = asyncio.create_task(self._write_all(to_write))
         try:
-            while (chunk := await _next_chunk(queue, reader)) is not None:
+            while (chunk := await _while_running(queue.get(), reader)) is not None:
                 if chunk.fresh:
-                    await _hand_over(to_write, await self._classify(chunk), writer)
-            await _hand_over(to_write, None, writer)
+                    await _while_running(to_write.put(await self._classify(chunk)), writer)
+            await _while_running(to_write.put(None), writer)
             await writer
         except OutageTooLong as e:
             # What was written stays written (ids are content hashes): a re-run resumes.
