@@ -97,70 +97,19 @@ def repository_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def elasticsearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An Elasticsearch 8 API: the one at DEEPTAG_ES_URL if set, else noida-db started here."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import httpx
+    from tests.outage_support import Noida
 
     if os.environ.get("DEEPTAG_ES_URL"):
         yield os.environ["DEEPTAG_ES_URL"]
         return
-    binary = Path(sys.executable).parent / "noida-db"
-    if not binary.exists():
+    if not (Path(sys.executable).parent / "noida-db").exists():
         pytest.fail("noida-db is not installed: run `make setup` (dev extra)")
-    data_dir = tmp_path_factory.mktemp("noida")
-    log_path = data_dir / "noida.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                "start",
-                "--only",
-                "elasticsearch",
-                "--host",
-                "127.0.0.1",
-                "--elasticsearch-port",
-                "0",
-                "--data-dir",
-                str(data_dir / "data"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # The entry point is a wrapper that runs the real binary as a child: stop both.
-            start_new_session=True,
-        )
-    url = None
-    deadline = time.monotonic() + 30
-    while url is None and time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"noida-db exited with code {process.returncode}: {log_path.read_text()}")
-        match = re.search(r"elasticsearch\s+(http://127\.0\.0\.1:\d+)", log_path.read_text())
-        if match:
-            url = match.group(1)
-        else:
-            time.sleep(0.1)
-    if url is None:
-        process.kill()
-        pytest.fail("noida-db did not print its URL within 30s")
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    noida = Noida(free_port(), tmp_path_factory.mktemp("noida"))
+    noida.start()
     try:
-        yield url
+        yield noida.url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        noida.stop()
 
 
 @dataclass

@@ -86,7 +86,13 @@ class Noida:
             start_new_session=True,
         )
         log.close()
-        wait_until(self.answers, 30, f"noida-db on port {self.port}")
+        try:
+            wait_until(self.answers, 30, f"noida-db answering on port {self.port}")
+        except AssertionError as e:
+            self.stop()
+            raise AssertionError(
+                f"{e}; its log:\n{(self.data_dir / 'noida.log').read_text()}"
+            ) from e
 
     def answers(self) -> bool:
         try:
