@@ -62,7 +62,8 @@ class Tagger:
         decode_pool: Executor | None = None,
     ) -> None:
         self.reader = reader
-        #: Worker processes for decoding (``DEEPTAG_DECODE_WORKERS``); None: threads here.
+        #: Where decoding runs: one thread per core, or ``DEEPTAG_DECODE_WORKERS`` processes;
+        #: None: asyncio's default threads.
         self.decode_pool = decode_pool
         self.triton = triton
         self.max_pixels = max_pixels

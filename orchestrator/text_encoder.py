@@ -26,7 +26,8 @@ from orchestrator.errors import (
     quote_input,
 )
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint, call_triton, open_client, protocol_module
+from orchestrator.triton.calls import call_triton
+from orchestrator.triton.client import Endpoint, open_client, protocol_module
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
-from tritonclient.utils import InferenceServerException
 
 from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
+from orchestrator.triton.calls import call_triton
+from orchestrator.triton.shared_memory import InputRegions, is_local, start_regions
 from orchestrator.types import Label
 
 TritonProtocol = Literal["http", "grpc"]
@@ -176,10 +177,19 @@ def open_client(endpoint: Endpoint, timeout_s: float) -> Any:
 class TritonClient:
     """The image model on one Triton."""
 
-    def __init__(self, endpoint: Endpoint, model: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        model: str,
+        timeout_s: float = 60.0,
+        shared_memory: bool = False,
+    ) -> None:
         self._endpoint = endpoint
         self.model = model
         self.timeout_s = timeout_s
+        #: Hand batches over in shared memory when the endpoint is this machine.
+        self.shared_memory = shared_memory
+        self._regions: InputRegions | None = None
         self._client: Any = None
         self.info: ModelInfo | None = None
         self._class_names: tuple[str, ...] | None = None
@@ -205,6 +215,9 @@ class TritonClient:
         metadata = await self._call(self._metadata())
         config = await self._call(self._config())
         self.info = self._model_info(metadata, config)
+        if self.shared_memory and is_local(self.endpoint.address):
+            batch_bytes = self.info.max_batch_size * int(np.prod(self.info.input_shape))
+            self._regions = await start_regions(self._client, self.endpoint, batch_bytes)
         return self.info
 
     async def _metadata(self) -> dict[str, Any]:
@@ -323,8 +336,6 @@ class TritonClient:
         if self._client is None:
             raise TritonUnavailable(f"Triton at {self.endpoint}: the client is closed")
         module = protocol_module(self.endpoint)
-        infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
-        infer_input.set_data_from_numpy(batch)
         outputs = [
             # Every probability, as binary FP32, when ``names`` is given; else Triton's top-k.
             module.InferRequestedOutput(PROBS_NAME)
@@ -333,13 +344,7 @@ class TritonClient:
         ]
         if with_embedding:
             outputs.append(module.InferRequestedOutput(EMBEDDING_NAME))
-        # The same deadline as the client's own, in microseconds: a Triton whose model allows
-        # request timeouts (queue policy allow_timeout_override) then drops a request nobody
-        # waits for any more instead of running it. Others ignore it.
-        deadline_us = int(self.timeout_s * 1_000_000)
-        result = await self._call(
-            self._client.infer(self.model, [infer_input], outputs=outputs, timeout=deadline_us)
-        )
+        result = await self._infer(batch, outputs)
         classes = result.as_numpy(PROBS_NAME)
         if classes is None:
             raise InferenceFailed(f"Triton at {self.endpoint} returned no '{PROBS_NAME}' output")
@@ -350,45 +355,41 @@ class TritonClient:
         labels = [tuple(parse_class_entry(e) for e in np.atleast_1d(row)) for row in classes]
         return Classification(labels=labels, embeddings=embeddings)
 
+    async def _infer(self, batch: npt.NDArray[np.uint8], outputs: list[Any]) -> Any:
+        """One inference, its input in a shared-memory region when one is free."""
+        regions = self._regions
+        if regions is None or batch.nbytes > regions.byte_size:
+            return await self._send(batch, outputs, None)
+        async with regions.lease() as region:
+            try:
+                return await self._send(batch, outputs, region)
+            except InferenceFailed as e:
+                if region is None or "shared memory region" not in e.message:
+                    raise
+            # Triton restarted since the region was registered, and forgot it.
+            await self._call(regions.register_again())
+            return await self._send(batch, outputs, region)
+
+    async def _send(self, batch: npt.NDArray[np.uint8], outputs: list[Any], region: Any) -> Any:
+        module = protocol_module(self.endpoint)
+        infer_input = module.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
+        if region is None:
+            infer_input.set_data_from_numpy(batch)
+        else:
+            InputRegions.write(region, batch)
+            infer_input.set_shared_memory(region.name, batch.nbytes)
+        # The same deadline as the client's own, in microseconds: a Triton whose model allows
+        # request timeouts (queue policy allow_timeout_override) then drops a request nobody
+        # waits for any more instead of running it. Others ignore it.
+        deadline_us = int(self.timeout_s * 1_000_000)
+        return await self._call(
+            self._client.infer(self.model, [infer_input], outputs=outputs, timeout=deadline_us)
+        )
+
     async def close(self) -> None:
+        if self._regions is not None:
+            regions, self._regions = self._regions, None
+            await regions.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
-
-
-#: Statuses of a server that is down, restarting or overloaded, whatever the message says: a
-#: gRPC call cut by a dying server reads "Stream removed (Socket closed)".
-_OUTAGE_STATUSES = frozenset(
-    {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "502", "503", "504"}
-)
-
-
-async def call_triton(awaitable: Any, endpoint: Endpoint, what: str, timeout_s: float) -> Any:
-    """``awaitable``'s result, with tritonclient's and the transports' errors translated.
-
-    ``what`` names the model in the message ("model 'efficientnet_lite0'").
-    """
-    try:
-        return await asyncio.wait_for(awaitable, timeout_s)
-    except InferenceServerException as e:
-        message = e.message() or str(e)
-        lowered = message.lower()
-        if e.status() in _OUTAGE_STATUSES or "unavailable" in lowered or "connect" in lowered:
-            raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {message}") from e
-        if "unknown model" in lowered or "not found" in lowered:
-            raise ModelNotFound(
-                f"Triton at {endpoint} does not serve {what}: {message}; "
-                "run `deeptag models export`"
-            ) from e
-        raise InferenceFailed(f"Triton at {endpoint}: {message}") from e
-    except TimeoutError as e:
-        raise TritonUnavailable(
-            f"Triton at {endpoint} did not answer within {timeout_s:.0f}s"
-        ) from e
-    except OSError as e:
-        raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {e}") from e
-    except Exception as e:
-        # aiohttp/grpc raise their own connection errors; none of them is a user's bug.
-        if type(e).__module__.split(".")[0] in ("aiohttp", "grpc"):
-            raise TritonUnavailable(f"Triton at {endpoint} is unreachable: {e}") from e
-        raise

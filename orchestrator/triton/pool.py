@@ -99,6 +99,7 @@ class TritonPool:
         on_wait: Waiting = not_waiting,
         metrics: Metrics | None = None,
         probe_interval_s: float = PROBE_INTERVAL_S,
+        shared_memory: bool = False,
     ) -> None:
         if not endpoints:
             raise ValueError("a Triton pool needs at least one endpoint")
@@ -110,13 +111,17 @@ class TritonPool:
         self.metrics = metrics or Metrics()
         self.probe_interval_s = probe_interval_s
         self.info: ModelInfo | None = None
-        self._slots = [_Slot(TritonClient(e, model, timeout_s)) for e in self.endpoints]
+        self.shared_memory = shared_memory
+        self._slots = [_Slot(self._client(e)) for e in self.endpoints]
         self._turn = itertools.count()
         self._class_names: tuple[str, ...] | None = None
         self._prober: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
         # Clients replaced after an outage; closed last, since a late call may still use one.
         self._retired: list[TritonClient] = []
+
+    def _client(self, endpoint: Endpoint) -> TritonClient:
+        return TritonClient(endpoint, self.model, self.timeout_s, self.shared_memory)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -286,7 +291,7 @@ class TritonPool:
         A fresh client, not the old one: a gRPC channel that saw its server die may sit in
         its reconnect backoff for minutes, and the server may have come back with another model.
         """
-        fresh = TritonClient(slot.client.endpoint, self.model, self.timeout_s)
+        fresh = self._client(slot.client.endpoint)
         try:
             info = await fresh.connect()
         except DeeptagError as e:

@@ -44,7 +44,8 @@ def test_outage_errors_are_retryable_whatever_their_wording(message: str, status
     from tritonclient.utils import InferenceServerException
 
     from orchestrator.errors import TritonUnavailable
-    from orchestrator.triton.client import Endpoint, call_triton
+    from orchestrator.triton.calls import call_triton
+    from orchestrator.triton.client import Endpoint
 
     async def failing() -> None:
         raise InferenceServerException(msg=message, status=status)
