@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 from orchestrator.triton.client import Endpoint, ModelInfo
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
 from orchestrator.triton.pool import TritonPool
+from orchestrator.triton.runtime_repository import ShimOptions
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ def configured_endpoints(settings: Settings) -> tuple[Endpoint, ...]:
         return Endpoint.parse_list(settings.triton_url, settings.triton_protocol)
     except ValueError as e:
         raise ConfigError(f"DEEPTAG_TRITON_URL: {e}") from e
+
+
+def shim_options(settings: Settings, intra_op_threads: int = 0) -> ShimOptions:
+    """How a local Triton runs onnxruntime, from the settings (pure)."""
+    return ShimOptions(
+        intra_op_threads=intra_op_threads,
+        memory_arena=settings.triton_cpu_memory_arena,
+        spinning=settings.triton_cpu_spinning,
+    )
 
 
 @contextmanager
@@ -68,7 +78,7 @@ def triton_for(settings: Settings) -> Iterator[TritonHandle]:
         settings.state_dir / "triton",
         ports,
         start_timeout_s=settings.triton_start_timeout_s,
-        memory_arena=settings.triton_cpu_memory_arena,
+        shim=shim_options(settings),
     ) as local:
         address = (
             local.grpc_url

@@ -19,6 +19,7 @@ import typer
 
 from orchestrator.cli.common import console, fail, user_errors
 from orchestrator.errors import ConfigError, DeeptagError
+from orchestrator.runtime import shim_options
 from orchestrator.settings import load_settings
 from orchestrator.triton.launcher import (
     LocalTriton,
@@ -243,8 +244,7 @@ def start(
             settings.state_dir / "triton",
             ports,
             start_timeout_s=settings.triton_start_timeout_s,
-            intra_op_threads=threads,
-            memory_arena=settings.triton_cpu_memory_arena,
+            shim=shim_options(settings, intra_op_threads=threads),
         )
         for ports in port_sets
     ]

@@ -25,7 +25,12 @@ from types import TracebackType
 import httpx
 
 from orchestrator.errors import PortInUse, TritonStartError
-from orchestrator.triton.runtime_repository import RuntimeModel, materialise
+from orchestrator.triton.runtime_repository import (
+    DEFAULT_SHIM,
+    RuntimeModel,
+    ShimOptions,
+    materialise,
+)
 
 LOG_TAIL_LINES = 25
 
@@ -165,16 +170,14 @@ class LocalTriton:
         work_dir: Path,
         ports: TritonPorts | None = None,
         start_timeout_s: float = 120.0,
-        intra_op_threads: int = 0,
-        memory_arena: bool = True,
+        shim: ShimOptions = DEFAULT_SHIM,
         die_with_parent: bool = True,
     ) -> None:
         self.model_repository = model_repository
         self.work_dir = work_dir
         self.ports = ports or TritonPorts()
         self.start_timeout_s = start_timeout_s
-        self.intra_op_threads = intra_op_threads
-        self.memory_arena = memory_arena
+        self.shim = shim
         self.die_with_parent = die_with_parent
         self.models: list[RuntimeModel] = []
         self._process: subprocess.Popen[bytes] | None = None
@@ -231,9 +234,7 @@ class LocalTriton:
         check_ports_free(self.ports)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runtime_repo = self.runtime_repository
-        self.models = materialise(
-            self.model_repository, runtime_repo, self.intra_op_threads, self.memory_arena
-        )
+        self.models = materialise(self.model_repository, runtime_repo, self.shim)
         backends = _prepare_backends(self.work_dir)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(

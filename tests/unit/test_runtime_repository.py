@@ -5,7 +5,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from orchestrator.errors import ModelNotFound
-from orchestrator.triton.runtime_repository import materialise, read_config
+from orchestrator.triton.runtime_repository import ShimOptions, materialise, read_config
 
 REPO = Path(__file__).resolve().parents[2] / "model_repository"
 
@@ -56,14 +56,17 @@ def test_missing_onnx_says_to_export(repository_copy: Path, tmp_path: Path) -> N
         materialise(repository_copy, tmp_path / "runtime")
 
 
-def test_the_memory_arena_setting_reaches_the_shim(exported_model: Path, tmp_path: Path) -> None:
-    def arena(memory_arena: bool) -> str:
-        target = tmp_path / f"runtime-{memory_arena}"
-        materialise(exported_model, target, memory_arena=memory_arena)
+def test_the_onnxruntime_settings_reach_the_shim(exported_model: Path, tmp_path: Path) -> None:
+    def parameter(options: ShimOptions, name: str) -> str:
+        target = tmp_path / f"runtime-{options.memory_arena}-{options.spinning}"
+        materialise(exported_model, target, options)
         config = (target / "efficientnet_lite0" / "config.pbtxt").read_text()
         shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
-        return str(shimmed.parameters["cpu_memory_arena"].string_value)
+        return str(shimmed.parameters[name].string_value)
 
-    # On by default: batches run about 1.6x faster with it (bench/ceiling.py).
-    assert arena(True) == "1"
-    assert arena(False) == "0"
+    # Arena on by default: batches run about 1.6x faster with it (bench/ceiling.py).
+    assert parameter(ShimOptions(), "cpu_memory_arena") == "1"
+    assert parameter(ShimOptions(memory_arena=False), "cpu_memory_arena") == "0"
+    # Spinning off by default: it takes the cores decoding needs.
+    assert parameter(ShimOptions(), "intra_op_spinning") == "0"
+    assert parameter(ShimOptions(spinning=True), "intra_op_spinning") == "1"
