@@ -160,8 +160,8 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="Processes that decode images for `deeptag index` and the commands; 0: "
-        "threads in the process (as fast on 2 cores, where the GIL is not what limits). A box "
-        "feeding a GPU wants about one per core left over by Triton.",
+        "one thread per core in the process (faster on 2 cores, where the GIL is not what "
+        "limits). A box feeding a GPU wants about one per core left over by Triton.",
     )
     # What one HTTP request may cost: a request beyond these is refused before any work.
     max_data_items: int = Field(default=1000, ge=1)
