@@ -367,7 +367,12 @@ class TritonClient:
                 if region is None or "shared memory region" not in e.message:
                     raise
             # Triton restarted since the region was registered, and forgot it.
-            await self._call(regions.register_again())
+            try:
+                await self._call(regions.register_again())
+            except InferenceFailed:  # it cannot map them any more: the socket, from now on
+                self._regions = None
+                await regions.close()
+                return await self._send(batch, outputs, None)
             return await self._send(batch, outputs, region)
 
     async def _send(self, batch: npt.NDArray[np.uint8], outputs: list[Any], region: Any) -> Any:
@@ -378,9 +383,8 @@ class TritonClient:
         else:
             InputRegions.write(region, batch)
             infer_input.set_shared_memory(region.name, batch.nbytes)
-        # The same deadline as the client's own, in microseconds: a Triton whose model allows
-        # request timeouts (queue policy allow_timeout_override) then drops a request nobody
-        # waits for any more instead of running it. Others ignore it.
+        # The client's own deadline (µs): a Triton whose model allows timeout overrides then
+        # drops a request nobody waits for any more instead of running it; others ignore it.
         deadline_us = int(self.timeout_s * 1_000_000)
         return await self._call(
             self._client.infer(self.model, [infer_input], outputs=outputs, timeout=deadline_us)

@@ -228,10 +228,25 @@ class LocalTriton:
             "--model-control-mode=explicit",
             "--load-model=*",
             "--log-verbose=0",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
+
+    @property
+    def shm_prefix(self) -> str:
+        """What the python backend's regions under /dev/shm are named by: one server's own."""
+        return f"deeptag_triton_{self.ports.http}_"
+
+    def remove_stub_memory(self) -> None:
+        """Remove the python backend's /dev/shm files of this server's ports: a server killed
+        with SIGKILL leaves them (about 2 MB a model), and nothing else ever would."""
+        for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def start(self) -> None:
         check_ports_free(self.ports)
+        # The ports are free, so whatever carries this server's prefix is a dead one's.
+        self.remove_stub_memory()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runtime_repo = self.runtime_repository
         self.models = materialise(self.model_repository, runtime_repo, self.shim)
@@ -289,6 +304,7 @@ class LocalTriton:
             return
         terminate_group(self._process.pid, grace_s, self._process)
         self._process = None
+        self.remove_stub_memory()
 
     def wait(self) -> int:
         assert self._process is not None

@@ -56,7 +56,11 @@ class TritonPythonModel:
             for name in self.input_names:
                 feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
             sizes.append(feeds[self.input_names[0]][-1].shape[0])
-        batch = {name: np.concatenate(_padded(arrays), axis=0) for name, arrays in feeds.items()}
+        # One request (the usual case for an image batch) needs no copy into a new batch.
+        batch = {
+            name: arrays[0] if len(arrays) == 1 else np.concatenate(_padded(arrays), axis=0)
+            for name, arrays in feeds.items()
+        }
         try:
             outputs = self.session.run(self.output_names, batch)
         except Exception as e:  # onnxruntime raises its own untyped errors

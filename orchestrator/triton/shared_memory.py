@@ -8,7 +8,8 @@ the batch is copied once and the request carries only the region's name.
 Regions are tritonclient's (POSIX shared memory under ``/dev/shm``), a few per client, each the
 size of one full batch; a batch that finds them all busy goes over the socket as before, so
 memory stays bounded whatever the concurrency. Names carry this process's id: a client that
-connects unregisters what a dead deeptag process left registered on that Triton.
+connects unregisters what a dead deeptag process left registered on that Triton, and removes
+what it left under /dev/shm.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class InputRegions:
             cannot map our memory (another host or container, or /dev/shm is full).
         """
         await self._unregister_stale()
+        _remove_stale_files()
         self._free.append(await self._new_region())
 
     @contextlib.asynccontextmanager
@@ -173,6 +175,16 @@ class InputRegions:
             if stale_region(name):
                 with contextlib.suppress(Exception):
                     await self._client.unregister_system_shared_memory(name)
+
+
+def _remove_stale_files() -> None:
+    """Unlink regions a killed deeptag process left under /dev/shm (its resource tracker, had
+    it survived, would have): each holds one batch of memory until the machine reboots."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(SHM_DIR):
+            if stale_region(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _key(name: str) -> str:

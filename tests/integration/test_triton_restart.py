@@ -42,3 +42,28 @@ def test_restart_on_the_same_ports_right_after_kill_9(exported_model: Path, tmp_
         assert model.status_code == 200
     finally:
         second.stop()
+
+
+def test_a_killed_servers_shared_memory_is_removed_by_the_next_start_and_by_stop(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    """The python backend's /dev/shm files outlive a SIGKILL; left there they pile up."""
+    ports = TritonPorts(free_port(), free_port(), free_port())
+    first = LocalTriton(exported_model, tmp_path / "work", ports)
+    first.start()
+    assert first.pid is not None
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    left = set(Path("/dev/shm").glob(f"{first.shm_prefix}*"))
+    assert left, "expected the killed server's stub memory under /dev/shm"
+
+    # As a supervisor would: a new launcher on the same ports, the dead one never stopped.
+    second = LocalTriton(exported_model, tmp_path / "work", ports)
+    second.start()
+    try:
+        assert not any(path.exists() for path in left)
+        assert list(Path("/dev/shm").glob(f"{second.shm_prefix}*"))
+    finally:
+        second.stop()
+        first.stop()
+    assert not list(Path("/dev/shm").glob(f"{second.shm_prefix}*"))

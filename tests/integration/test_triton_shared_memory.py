@@ -5,7 +5,10 @@ regions of a dead deeptag process cleared."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,5 +133,29 @@ def test_regions_of_a_dead_deeptag_process_are_cleared(
 
         asyncio.run(connect())
         assert name not in ours(triton)
+        assert not Path(f"/dev/shm/{name}").exists(), "its memory was left under /dev/shm"
     finally:
-        triton_shm.destroy_shared_memory_region(handle)
+        with contextlib.suppress(FileNotFoundError):
+            triton_shm.destroy_shared_memory_region(handle)
+
+
+def test_regions_triton_can_no_longer_map_give_way_to_the_socket(
+    triton: LocalTriton, admin: grpc_client.InferenceServerClient
+) -> None:
+    async def run() -> None:
+        before = ours(triton)
+        client = TritonClient(endpoints(triton)[0], MODEL, shared_memory=True)
+        await client.connect()
+        try:
+            first = await client.classify(PIXELS, 1, with_embedding=False)
+            mine = ours(triton) - before
+            for name in mine:
+                admin.unregister_system_shared_memory(name)
+                os.unlink(f"/dev/shm/{name}")
+            again = await client.classify(PIXELS, 1, with_embedding=False)
+            assert not ours(triton) & mine
+        finally:
+            await client.close()
+        assert again.labels == first.labels
+
+    asyncio.run(run())
