@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 from orchestrator.distributed import run_on_ray
 from orchestrator.errors import BadRequest, ConfigError
 from orchestrator.indexing import FailedImage, IndexOptions, IndexStats
-from orchestrator.search.base import BackendKind, ImageDocument, SearchBackend
+from orchestrator.search.base import ImageDocument, SearchBackend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
-from tests.conftest import MODEL_REPOSITORY
-from tests.search_support import index_paths, with_backend
+from tests.search_support import index_paths, search_settings, with_backend
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +61,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory, samples: dict[str, Path]) -
     return target
 
 
-def es_settings(es_url: str, triton_url: str, data_dir: Path, kind: BackendKind = "es") -> Settings:
-    return Settings(
-        triton_url=triton_url,
-        model_repository=MODEL_REPOSITORY,
-        data_dir=data_dir,
-        search_backend=kind,
-        es_url=es_url,
-        es_index=f"ray-{uuid.uuid4().hex[:8]}",
-    )
-
-
 def stored(settings: Settings, ids: list[str]) -> dict[str, ImageDocument]:
     async def fetch(backend: SearchBackend) -> dict[str, ImageDocument]:
         found = {doc_id: await backend.get(doc_id) for doc_id in ids}
@@ -109,8 +96,8 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
     tmp_path: Path,
 ) -> None:
     both = f"{triton.http_url},{second_triton.http_url}"
-    on_ray = es_settings(elasticsearch_url, both, tmp_path / "a")
-    alone = es_settings(elasticsearch_url, triton.http_url, tmp_path / "b")
+    on_ray = search_settings("es", both, elasticsearch_url, tmp_path / "a", "ray")
+    alone = search_settings("es", triton.http_url, elasticsearch_url, tmp_path / "b", "ray")
     paths = sorted(folder.iterdir())
     photos = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.name != "notes.jpg"}
 
@@ -143,7 +130,9 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
 
 
 def test_the_embedded_index_and_trained_models_are_refused(tmp_path: Path) -> None:
-    embedded = es_settings("http://127.0.0.1:9", "http://127.0.0.1:9", tmp_path, "embedded")
+    embedded = search_settings(
+        "embedded", "http://127.0.0.1:9", "http://127.0.0.1:9", tmp_path, "ray"
+    )
     with pytest.raises(ConfigError, match=r"needs Elasticsearch.*DEEPTAG_ES_URL"):
         run_on_ray(embedded, [str(tmp_path)], None, OPTIONS, ignore, ignore)
     with pytest.raises(BadRequest, match="--model is not supported with --engine ray"):
