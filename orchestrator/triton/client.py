@@ -381,7 +381,7 @@ class TritonClient:
         if region is None:
             infer_input.set_data_from_numpy(batch)
         else:
-            InputRegions.write(region, batch)
+            region.write(batch)
             infer_input.set_shared_memory(region.name, batch.nbytes)
         # The client's own deadline (µs): a Triton whose model allows timeout overrides then
         # drops a request nobody waits for any more instead of running it; others ignore it.

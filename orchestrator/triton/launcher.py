@@ -33,6 +33,8 @@ from orchestrator.triton.runtime_repository import (
 )
 
 LOG_TAIL_LINES = 25
+#: Where POSIX shared memory lives on Linux: Triton's python backend and deeptag's regions.
+SHM_DIR = Path("/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ class LocalTriton:
     def remove_stub_memory(self) -> None:
         """Remove the python backend's /dev/shm files of this server's ports: a server killed
         with SIGKILL leaves them (about 2 MB a model), and nothing else ever would."""
-        for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+        for path in SHM_DIR.glob(f"{self.shm_prefix}*"):
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -328,7 +330,8 @@ class LocalTriton:
         self.stop()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of that id exists (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -349,7 +352,7 @@ def terminate_group(
         if process is not None:
             if process.poll() is not None:
                 break
-        elif not _alive(pid):
+        elif not process_alive(pid):
             break
         time.sleep(0.05)
     # The stubs may outlive the server for a moment; the group kill reaches them too.
@@ -380,7 +383,7 @@ def find_detached(state_dir: Path, http_port: int) -> LaunchRecord | None:
     if not path.is_file():
         return None
     record = LaunchRecord.load(path)
-    if not _alive(record.pid):
+    if not process_alive(record.pid):
         path.unlink(missing_ok=True)
         return None
     return record

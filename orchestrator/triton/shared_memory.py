@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 import tritonclient.utils.shared_memory as triton_shm
 
+from orchestrator.triton.launcher import SHM_DIR, process_alive
+
 if TYPE_CHECKING:
     from orchestrator.triton.client import Endpoint
 
@@ -41,7 +43,6 @@ MAX_REGIONS = 4
 #: memory, and registering would only fail.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _NAME = re.compile(r"^deeptag-(\d+)-[0-9a-f]+-\d+$")
-SHM_DIR = "/dev/shm"
 
 
 def is_local(address: str) -> bool:
@@ -60,7 +61,7 @@ def stale_region(name: str, alive: frozenset[int] | None = None) -> bool:
         return False
     if alive is not None:
         return pid not in alive
-    return not os.path.exists(f"/proc/{pid}")
+    return not process_alive(pid)
 
 
 @dataclass
@@ -68,6 +69,9 @@ class _Region:
     name: str
     handle: Any
     byte_size: int
+
+    def write(self, batch: npt.NDArray[np.uint8]) -> None:
+        triton_shm.set_shared_memory_region(self.handle, [np.ascontiguousarray(batch)])
 
 
 async def start_regions(client: Any, endpoint: Endpoint, byte_size: int) -> InputRegions | None:
@@ -116,10 +120,6 @@ class InputRegions:
         finally:
             if region is not None:
                 self._free.append(region)
-
-    @staticmethod
-    def write(region: _Region, batch: npt.NDArray[np.uint8]) -> None:
-        triton_shm.set_shared_memory_region(region.handle, [np.ascontiguousarray(batch)])
 
     async def register_again(self) -> None:
         """Register every region afresh: a restarted Triton has forgotten them."""
