@@ -32,8 +32,8 @@ T = TypeVar("T")
 QUEUED_CHUNKS = 2
 #: Chunks whose images passed the duplicate check but may not be committed yet: the queued ones,
 #: the one being classified, the one waiting for the writer, the one being written, and one more
-#: for margin. Older ones the backend itself reports as
-#: existing, so remembering only these keeps memory flat over millions of images.
+#: for margin. Older ones the backend itself reports as existing, so remembering only these
+#: keeps memory flat over millions of images.
 _UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 4
 #: A trained model's categories scoring below this are noise, not worth storing or finding.
 CUSTOM_MIN_SCORE = 0.05

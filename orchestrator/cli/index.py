@@ -280,14 +280,13 @@ def index(
     )
     if ray_address is not None and engine is not Engine.ray:
         raise BadRequest("--ray-address needs --engine ray")
-    if engine is Engine.ray:
-        if sink is not None:
-            settings = settings.model_copy(update={"search_backend": sink.kind})
-        with FailureLog(failures) as log:
+    if engine is Engine.ray and sink is not None:
+        settings = settings.model_copy(update={"search_backend": sink.kind})
+    with FailureLog(failures) as log:
+        if engine is Engine.ray:
             stats = _index_on_ray(settings, sources, options, log, ray_address, custom_model)
-        stopped = False
-    else:
-        with FailureLog(failures) as log:
+            stopped = False
+        else:
             stats, stopped = _index_here(settings, sources, sink, options, log, custom_model)
     _summarise(stats, stopped, failures)
     if stats.stopped_by is not None:
