@@ -20,6 +20,13 @@ from orchestrator.search.base import (
     VectorField,
 )
 from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.search.es_errors import (
+    describe,
+    describe_item_error,
+    error_type,
+    is_transient_error,
+    item_is_transient,
+)
 from orchestrator.search.limits import MAX_KNN_K, check_k, check_query, check_window, shown
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
@@ -126,7 +133,7 @@ class ElasticsearchBackend:
     def _unreachable(self, error: Exception) -> SearchBackendError:
         kind = SearchBackendUnavailable if is_transient_error(error) else SearchBackendError
         return kind(
-            f"Elasticsearch at {self.url} (index {self.index_name!r}) failed: {_describe(error)}"
+            f"Elasticsearch at {self.url} (index {self.index_name!r}) failed: {describe(error)}"
         )
 
     async def ensure_index(self) -> None:
@@ -144,7 +151,7 @@ class ElasticsearchBackend:
             )
         except ApiError as e:
             # Another indexer created it between our two calls: that is what we wanted.
-            if _error_type(e) == "resource_already_exists_exception":
+            if error_type(e) == "resource_already_exists_exception":
                 return
             raise self._unreachable(e) from e
         except TransportError as e:
@@ -226,8 +233,8 @@ class ElasticsearchBackend:
                 result = next(iter(item.values()))
                 doc_id = str(result.get("_id", ""))
                 reported.add(doc_id)
-                error = None if ok else _describe_item_error(result)
-                retryable = not ok and _item_is_transient(result)
+                error = None if ok else describe_item_error(result)
+                retryable = not ok and item_is_transient(result)
                 yield IndexResult(doc_id, uris.get(doc_id, ""), ok, error, retryable)
         except TransportError as e:
             # Nothing after this point reached the index: say so for each document.
@@ -272,7 +279,7 @@ class ElasticsearchBackend:
                 passthrough=(BadRequestError,),
             )
         except BadRequestError as e:
-            raise InvalidQuery(f"query {shown(query)}: {_describe(e)[:200]}") from e
+            raise InvalidQuery(f"query {shown(query)}: {describe(e)[:200]}") from e
         return _page(response, started)
 
     async def knn(
@@ -345,57 +352,3 @@ def _page(response: Any, started: float) -> SearchPage:
     total = response["hits"]["total"]
     count = total["value"] if isinstance(total, dict) else int(total)
     return SearchPage(count, hits, (time.perf_counter() - started) * 1000)
-
-
-#: Statuses of an overloaded or restarting cluster, not of a bad request or document.
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-
-
-def is_transient_error(error: Exception) -> bool:
-    """A connection failure or timeout, or a status an outage answers with."""
-    from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
-
-    if isinstance(error, ConnectionError | ConnectionTimeout):
-        return True
-    return isinstance(error, ApiError) and error.meta.status in TRANSIENT_STATUSES
-
-
-def _item_is_transient(result: dict[str, Any]) -> bool:
-    """One bulk item that failed because the cluster could not take it, not because of it."""
-    exception = result.get("exception")
-    if isinstance(exception, Exception):
-        return is_transient_error(exception)
-    return result.get("status") in TRANSIENT_STATUSES
-
-
-def _error_type(error: Any) -> str:
-    info = getattr(error, "info", None) or getattr(error, "body", None)
-    if isinstance(info, dict):
-        inner = info.get("error")
-        if isinstance(inner, dict):
-            return str(inner.get("type", ""))
-    return ""
-
-
-def _describe(error: Exception) -> str:
-    """One line a user can act on, from an elasticsearch-py or elastic-transport error."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        inner = body["error"]
-        causes = inner.get("root_cause") or []
-        reason = (causes[0].get("reason") if causes else None) or inner.get("reason")
-        return f"{inner.get('type', 'error')}: {reason}"
-    message = getattr(error, "message", None) or str(error)
-    return f"{type(error).__name__}: {message}"
-
-
-def _describe_item_error(result: dict[str, Any]) -> str:
-    error = result.get("error")
-    status = result.get("status")
-    exception = result.get("exception")
-    if isinstance(exception, Exception):
-        # The whole bulk call failed (the helper was told not to raise): say why, briefly.
-        return f"HTTP {status}: {_describe(exception)}"[:500]
-    if isinstance(error, dict):
-        return f"HTTP {status} {error.get('type', 'error')}: {error.get('reason', '')}"
-    return f"HTTP {status}: {error or 'not indexed'}"
