@@ -24,7 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.errors import DocumentNotFound
 from orchestrator.search.base import ImageDocument
 from orchestrator.server.auth import SessionSigner, require_api_key, require_key_or_session
-from orchestrator.server.openapi import TEXT, SessionResponse, described, described_files
+from orchestrator.server.openapi import TEXT, described, described_files
+from orchestrator.server.response_models import SessionResponse
 from orchestrator.server.state import ServerState, State
 from orchestrator.server.thumbnails import (
     MEDIA_TYPES,

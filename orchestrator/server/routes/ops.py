@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from orchestrator.server.openapi import TEXT, Health, described
+from orchestrator.server.openapi import TEXT, described
+from orchestrator.server.response_models import Health
 from orchestrator.server.state import State
 
 router = APIRouter()

@@ -14,14 +14,8 @@ from orchestrator.netguard import check_sink_url
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
 from orchestrator.server.cancellation import run_for_client
-from orchestrator.server.openapi import (
-    BODY_ERRORS,
-    EXAMPLE_IMAGE,
-    TEXT,
-    PredictResponse,
-    described,
-    inline_schema,
-)
+from orchestrator.server.openapi import BODY_ERRORS, EXAMPLE_IMAGE, TEXT, described, inline_schema
+from orchestrator.server.response_models import PredictResponse
 from orchestrator.server.schemas import (
     OutputOptions,
     PredictRequest,

@@ -20,13 +20,8 @@ from orchestrator.search.hybrid import SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW
 from orchestrator.search.results import mode_page_json, page_json
 from orchestrator.server.cancellation import run_for_client
-from orchestrator.server.openapi import (
-    BODY_ERRORS,
-    EXAMPLE_IMAGE,
-    IndexResponse,
-    SearchResponse,
-    described,
-)
+from orchestrator.server.openapi import BODY_ERRORS, EXAMPLE_IMAGE, described
+from orchestrator.server.response_models import IndexResponse, SearchResponse
 from orchestrator.server.schemas import IndexRequest, SearchRequest, check_data_items, read_body
 from orchestrator.server.state import ServerState, State
 from orchestrator.sources import classify, classify_all, decode_base64

@@ -24,7 +24,8 @@ from orchestrator.errors import (
     quote_input,
 )
 from orchestrator.responses import error_response
-from orchestrator.server.openapi import BODY_ERRORS, QueryParam, TrainResponse, described
+from orchestrator.server.openapi import BODY_ERRORS, QueryParam, described
+from orchestrator.server.response_models import TrainResponse
 from orchestrator.server.schemas import ServiceCreate, StrictModel, read_body
 from orchestrator.server.services import ServiceSpec, service_key
 from orchestrator.server.state import ServerState, State

@@ -1,0 +1,189 @@
+"""The shapes of the server's JSON answers, as documented in ``/openapi.json``.
+
+DeepDetect's envelope (``status``, ``head``, ``body``) with deeptag's fields; each model is
+open (extra fields allowed), since deeptag adds to DeepDetect's shapes and may add more.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    # Described loosely: deeptag adds fields to DeepDetect's shapes, and may add more.
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorStatus(_Open):
+    code: int = Field(description="The HTTP status.")
+    msg: str
+    dd_code: int = Field(description="DeepDetect's error code (1001 No Data, 1002...).")
+    dd_msg: str = Field(description="What went wrong, naming the offending input.")
+
+
+class ErrorResponse(_Open):
+    """DeepDetect's error shape, for every error status of every route."""
+
+    status: ErrorStatus
+
+
+class OkStatus(_Open):
+    code: int
+    msg: str
+
+
+class Acknowledged(_Open):
+    status: OkStatus
+
+
+class Health(_Open):
+    status: Literal["ok"]
+
+
+class Head(_Open):
+    method: str
+
+
+class PredictClass(_Open):
+    cat: str
+    prob: float
+    last: bool = False
+
+
+class Concept(_Open):
+    concept: str
+    score: float
+
+
+class ItemErrorBody(_Open):
+    code: int
+    dd_code: int
+    reason: str
+    msg: str
+
+
+class PredictionBody(_Open):
+    uri: str
+    classes: list[PredictClass]
+    error: ItemErrorBody | None = Field(default=None, description="Why this image failed.")
+    concepts: list[Concept] = Field(default_factory=list, description="With output.concepts.")
+    last: bool = False
+
+
+class PredictStatus(OkStatus):
+    failed: int = Field(default=0, description="Images that could not be tagged.")
+
+
+class PredictHead(Head):
+    service: str
+    time: float
+
+
+class PredictBody(_Open):
+    predictions: list[PredictionBody]
+
+
+class PredictResponse(_Open):
+    status: PredictStatus
+    head: PredictHead
+    body: PredictBody
+
+
+class ServiceDescription(_Open):
+    name: str
+    description: str
+    mllib: str
+    mltype: str
+    type: str
+    parameters: dict[str, Any]
+    width: int
+    height: int
+    model: str
+    stats: dict[str, Any]
+
+
+class ServiceHead(Head):
+    service: str
+
+
+class ServiceResponse(_Open):
+    status: OkStatus
+    head: ServiceHead
+    body: ServiceDescription
+
+
+class InfoHead(Head):
+    version: str
+    services: list[ServiceDescription]
+    triton: dict[str, Any]
+    model: dict[str, Any]
+    search: dict[str, Any]
+
+
+class InfoResponse(_Open):
+    status: OkStatus
+    head: InfoHead
+
+
+class Category(_Open):
+    category: str
+    score: float
+
+
+class SearchHit(_Open):
+    id: str
+    uri: str
+    score: float
+    categories: list[Category]
+    concepts: list[Concept]
+    width: int | None
+    height: int | None
+    metadata: dict[str, Any]
+    thumbnail: str
+
+
+class SearchResponse(_Open):
+    total: int
+    took_ms: float
+    hits: list[SearchHit]
+    mode: Literal["hybrid", "words", "semantic"] | None = Field(
+        default=None, description="The mode that ran (query searches)."
+    )
+    notice: str | None = Field(default=None, description="Why a mode fell back, if it did.")
+
+
+class IndexFailure(_Open):
+    uri: str
+    error: str
+
+
+class IndexResponse(_Open):
+    indexed: int
+    skipped: int = Field(description="Images already in the index.")
+    failed: list[IndexFailure]
+    ids: list[str]
+
+
+class SessionBody(_Open):
+    session: bool
+    expires_in_s: int | None
+
+
+class SessionResponse(_Open):
+    status: OkStatus
+    head: Head
+    body: SessionBody
+
+
+class TrainHead(Head):
+    status: Literal["running", "finished", "terminated", "error"]
+    job: int | None = None
+    time: float | None = None
+
+
+class TrainResponse(_Open):
+    status: OkStatus
+    head: TrainHead
+    body: dict[str, Any] = Field(default_factory=dict)
