@@ -28,7 +28,9 @@ from PIL import Image, ImageOps
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.runtime import shim_options
 from orchestrator.samples import sample_photos
+from orchestrator.settings import load_settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +181,10 @@ def main() -> None:
         table.add_column("of it anonymous", justify="right")
         table.add_column("Triton RSS after", justify="right")
         try:
-            with LocalTriton(REPO / "model_repository", work / "triton", ports) as triton:
+            shim = shim_options(load_settings())
+            with LocalTriton(
+                REPO / "model_repository", work / "triton", ports, shim=shim
+            ) as triton:
                 for backend in args.backends:
                     for size, folder in folders.items():
                         run_dir = work / f"{backend}-{size}"

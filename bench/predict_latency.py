@@ -28,7 +28,9 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.runtime import shim_options
 from orchestrator.samples import sample_photos
+from orchestrator.settings import load_settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +120,12 @@ def predict_stack(image_count: int = 64) -> Iterator[Stack]:
         images = [f"{image_url}/{name}" for name in names]
         ports = TritonPorts(free_port(), free_port(), free_port())
         with (
-            LocalTriton(REPO / "model_repository", Path(tmp) / "triton", ports) as triton,
+            LocalTriton(
+                REPO / "model_repository",
+                Path(tmp) / "triton",
+                ports,
+                shim=shim_options(load_settings()),
+            ) as triton,
             # As deeptag speaks to a local Triton by default: over gRPC.
             deeptag_serve(f"grpc://{triton.grpc_url}", Path(tmp) / "data") as (url, server),
         ):

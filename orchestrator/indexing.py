@@ -23,18 +23,14 @@ from orchestrator.errors import OutageTooLong
 from orchestrator.pipeline import Tagger, TagOptions, chunked
 from orchestrator.search.base import CustomCategory, ImageDocument, SearchBackend
 from orchestrator.search.documents import document_from_prediction
-from orchestrator.triton.client import Classifier, ModelInfo
+from orchestrator.triton.client import Classifier
+from orchestrator.triton.model_info import ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
 
 T = TypeVar("T")
 
-#: Chunks read ahead while one is classified and written.
+#: Chunks read ahead while others are classified and written.
 QUEUED_CHUNKS = 2
-#: Chunks whose images passed the duplicate check but may not be committed yet: the queued ones,
-#: the one being classified, the one waiting for the writer, the one being written, and one more
-#: for margin. Older ones the backend itself reports as existing, so remembering only these
-#: keeps memory flat over millions of images.
-_UNCOMMITTED_CHUNKS = QUEUED_CHUNKS + 4
 #: A trained model's categories scoring below this are noise, not worth storing or finding.
 CUSTOM_MIN_SCORE = 0.05
 
@@ -43,6 +39,10 @@ CUSTOM_MIN_SCORE = 0.05
 class IndexOptions:
     reindex: bool = False
     chunk_size: int = 32
+    #: Chunks classified at once: a Triton with several model instances (or a pool of several
+    #: Tritons) runs them side by side, and one chunk's request is on the wire while another
+    #: is computed.
+    in_flight: int = 2
     best: int = 5
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -125,7 +125,13 @@ class Indexer:
         self.stats = IndexStats()
         self._stopping = asyncio.Event()
         # Ids on their way to the backend: the same photo twice in a folder is indexed once.
-        self._uncommitted: deque[frozenset[str]] = deque(maxlen=_UNCOMMITTED_CHUNKS)
+        # The chunks that passed the duplicate check but may not be committed yet are the
+        # queued ones, those being classified, the one waiting for the writer, the one being
+        # written, and one more for margin. Older ones the backend itself reports as existing,
+        # so remembering only these keeps memory flat over millions of images.
+        self._uncommitted: deque[frozenset[str]] = deque(
+            maxlen=QUEUED_CHUNKS + options.in_flight + 3
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -139,12 +145,17 @@ class Indexer:
         indexed), classify (Triton), write (the backend's bulk call or commit)."""
         queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
         to_write: asyncio.Queue[list[ImageDocument] | None] = asyncio.Queue(maxsize=1)
-        reader = asyncio.create_task(self._read(sources, queue))
+        classifying = max(1, self.options.in_flight)
+        reader = asyncio.create_task(self._read(sources, queue, classifying))
         writer = asyncio.create_task(self._write_all(to_write))
+        classifiers = [
+            asyncio.create_task(self._classify_all(queue, reader, to_write, writer))
+            for _ in range(classifying)
+        ]
         try:
-            while (chunk := await _while_running(queue.get(), reader)) is not None:
-                if chunk.fresh:
-                    await _while_running(to_write.put(await self._classify(chunk)), writer)
+            # The first classifier to fail (an outage too long) ends the run.
+            for done in asyncio.as_completed(classifiers):
+                await done
             await _while_running(to_write.put(None), writer)
             await writer
         except OutageTooLong as e:
@@ -152,21 +163,34 @@ class Indexer:
             self.stats.stopped_by = e.message
             self._stopping.set()
         finally:
-            for task in (reader, writer):
+            tasks = (reader, *classifiers, writer)
+            for task in tasks:
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.stats.finished = time.perf_counter()
         return self.stats
 
     async def _read(
-        self, sources: Iterable[ImageSource], queue: asyncio.Queue[_Chunk | None]
+        self, sources: Iterable[ImageSource], queue: asyncio.Queue[_Chunk | None], consumers: int
     ) -> None:
         for batch in chunked(sources, self.options.chunk_size):
             if self._stopping.is_set():
                 break
             await queue.put(await self._prepare(batch))
-        await queue.put(None)
+        for _ in range(consumers):  # an end mark for each classifier
+            await queue.put(None)
+
+    async def _classify_all(
+        self,
+        queue: asyncio.Queue[_Chunk | None],
+        reader: asyncio.Task[None],
+        to_write: asyncio.Queue[list[ImageDocument] | None],
+        writer: asyncio.Task[None],
+    ) -> None:
+        while (chunk := await _while_running(queue.get(), reader)) is not None:
+            if chunk.fresh:
+                await _while_running(to_write.put(await self._classify(chunk)), writer)
 
     async def _prepare(self, batch: list[ImageSource]) -> _Chunk:
         prepared = await self.tagger.prepare_all(batch)

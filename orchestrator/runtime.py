@@ -17,10 +17,11 @@ from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint, ModelInfo
+from orchestrator.triton.client import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
+from orchestrator.triton.model_info import ModelInfo
 from orchestrator.triton.pool import TritonPool
-from orchestrator.triton.runtime_repository import ShimOptions
+from orchestrator.triton.runtime_repository import ShimOptions, cpu_layout
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,23 @@ def configured_endpoints(settings: Settings) -> tuple[Endpoint, ...]:
         raise ConfigError(f"DEEPTAG_TRITON_URL: {e}") from e
 
 
-def shim_options(settings: Settings, intra_op_threads: int = 0) -> ShimOptions:
-    """How a local Triton runs onnxruntime, from the settings (pure)."""
+def shim_options(settings: Settings, cores: int | None = None) -> ShimOptions:
+    """How a local Triton given ``cores`` (default: all this process may use) runs
+    onnxruntime, from the settings (pure but for counting the cores)."""
+    instances, threads = cpu_layout(cores or usable_cores(), settings.triton_cpu_instances)
     return ShimOptions(
-        intra_op_threads=intra_op_threads,
+        intra_op_threads=threads,
+        instances=instances,
         memory_arena=settings.triton_cpu_memory_arena,
         spinning=settings.triton_cpu_spinning,
     )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which a container may narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @contextmanager
@@ -175,7 +186,7 @@ def decode_workers(count: int) -> Iterator[Executor]:
     inherit in whatever state they were.
     """
     pool: Executor = (
-        ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="decode")
+        ThreadPoolExecutor(usable_cores(), thread_name_prefix="decode")
         if count <= 0
         else ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"))
     )

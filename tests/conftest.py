@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from orchestrator.runtime import shim_options
 from orchestrator.samples import sample_dir
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
@@ -69,10 +70,11 @@ def exported_model() -> Path:
 
 @pytest.fixture(scope="session")
 def triton(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
-    """One real tritonserver for the whole session, on free ports."""
+    """One real tritonserver for the whole session, on free ports, laid out as deeptag lays
+    out its own (a model instance per core)."""
     ports = TritonPorts(free_port(), free_port(), free_port())
     work = tmp_path_factory.mktemp("triton")
-    with LocalTriton(exported_model, work, ports) as server:
+    with LocalTriton(exported_model, work, ports, shim=shim_options(Settings())) as server:
         yield server
 
 

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -155,11 +155,13 @@ async def _index(
             ) as session:
                 with progress:
                     show = _shower(progress, task)
+                    # As many batches in Triton as it runs at once, and one on the wire.
+                    in_flight = settings.index_in_flight or max(2, session.model.instances)
                     indexer = Indexer(
                         session.tagger,
                         session.model,
                         backend,
-                        options,
+                        replace(options, in_flight=in_flight),
                         failures.write,
                         show,
                         custom=custom,

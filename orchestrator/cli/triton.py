@@ -6,7 +6,6 @@ so ``stop`` and ``status`` find the same N servers again from the same base HTTP
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import typer
 
 from orchestrator.cli.common import console, fail, user_errors
 from orchestrator.errors import ConfigError, DeeptagError
-from orchestrator.runtime import shim_options
+from orchestrator.runtime import shim_options, usable_cores
 from orchestrator.settings import load_settings
 from orchestrator.triton.launcher import (
     LocalTriton,
@@ -105,18 +104,14 @@ def instance_ports(base: TritonPorts, count: int) -> list[TritonPorts]:
     ]
 
 
-def threads_per_instance(count: int) -> int:
-    """onnxruntime intra-op threads for each of ``count`` servers sharing this machine.
+def cores_per_server(count: int) -> int:
+    """The cores each of ``count`` servers sharing this machine runs onnxruntime on.
 
-    One server keeps onnxruntime's default (0: a thread per core): it has the machine to
-    itself. N servers with that default would run N threads per core, which preempt each
-    other mid-matmul and thrash the caches, so every batch gets slower; cores // N each (at
-    least one) keeps the total at about one thread per core.
+    N servers each with threads for every core would run N threads per core, which preempt
+    each other mid-matmul and thrash the caches, so every batch gets slower; cores // N each
+    (at least one) keeps the total at about one thread per core.
     """
-    if count <= 1:
-        return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) // count)
+    return max(1, usable_cores() // max(1, count))
 
 
 def instance_urls(ports: list[TritonPorts], protocol: str) -> str:
@@ -236,7 +231,7 @@ def start(
         settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port
     )
     port_sets = instance_ports(base, instances)
-    threads = threads_per_instance(instances)
+    cores = cores_per_server(instances)
     tritons = [
         # One work dir: the runtime repository and the log are named by HTTP port in it.
         LocalTriton(
@@ -244,7 +239,7 @@ def start(
             settings.state_dir / "triton",
             ports,
             start_timeout_s=settings.triton_start_timeout_s,
-            shim=shim_options(settings, intra_op_threads=threads),
+            shim=shim_options(settings, cores),
         )
         for ports in port_sets
     ]

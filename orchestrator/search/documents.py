@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.search.base import Category, ConceptScore, CustomCategory, ImageDocument
-from orchestrator.triton.client import ModelInfo
+from orchestrator.triton.model_info import ModelInfo
 from orchestrator.types import Prediction
 
 #: Fields deeptag owns; user metadata may not overwrite them.

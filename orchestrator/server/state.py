@@ -20,7 +20,7 @@ from orchestrator.search.base import SearchBackend
 from orchestrator.server.services import ServiceRegistry
 from orchestrator.settings import Settings
 from orchestrator.text_encoder import TextEncoder
-from orchestrator.triton.client import ModelInfo
+from orchestrator.triton.model_info import ModelInfo
 
 
 @dataclass

@@ -21,13 +21,17 @@ import numpy.typing as npt
 
 from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
 from orchestrator.triton.calls import call_triton
+from orchestrator.triton.model_info import (
+    EMBEDDING_NAME,
+    INPUT_NAME,
+    PROBS_NAME,
+    ModelInfo,
+    model_info,
+)
 from orchestrator.triton.shared_memory import InputRegions, is_local, start_regions
 from orchestrator.types import Label
 
 TritonProtocol = Literal["http", "grpc"]
-INPUT_NAME = "image"
-PROBS_NAME = "probs"
-EMBEDDING_NAME = "embedding"
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,6 @@ class Endpoint:
     def __str__(self) -> str:
         scheme = {"http": "http", "grpc": "grpc"}[self.protocol] + ("s" if self.ssl else "")
         return f"{scheme}://{self.address}"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
-    max_batch_size: int
-    input_shape: tuple[int, ...]  # without the batch dimension
-    outputs: tuple[str, ...]
-    num_classes: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,7 +208,7 @@ class TritonClient:
             )
         metadata = await self._call(self._metadata())
         config = await self._call(self._config())
-        self.info = self._model_info(metadata, config)
+        self.info = model_info(self.model, str(self.endpoint), metadata, config)
         if self.shared_memory and is_local(self.endpoint.address):
             batch_bytes = self.info.max_batch_size * int(np.prod(self.info.input_shape))
             self._regions = await start_regions(self._client, self.endpoint, batch_bytes)
@@ -231,30 +225,6 @@ class TritonClient:
             result = await self._client.get_model_config(self.model, as_json=True)
             return dict(result["config"])
         return dict(await self._client.get_model_config(self.model))
-
-    def _model_info(self, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
-        inputs = {i["name"]: i for i in metadata["inputs"]}
-        outputs = tuple(o["name"] for o in metadata["outputs"])
-        problems = []
-        if INPUT_NAME not in inputs or inputs[INPUT_NAME]["datatype"] != "UINT8":
-            problems.append(f"an input '{INPUT_NAME}' of type UINT8")
-        if PROBS_NAME not in outputs:
-            problems.append(f"an output '{PROBS_NAME}'")
-        if problems:
-            raise ModelNotFound(
-                f"model '{self.model}' on {self.endpoint} lacks " + " and ".join(problems)
-            )
-        shape = tuple(int(d) for d in inputs[INPUT_NAME]["shape"][1:])
-        probs = next(o for o in metadata["outputs"] if o["name"] == PROBS_NAME)
-        versions = metadata.get("versions") or ["1"]
-        return ModelInfo(
-            name=self.model,
-            version=str(versions[-1]),
-            max_batch_size=int(config.get("max_batch_size", 0)) or 1,
-            input_shape=shape,
-            outputs=outputs,
-            num_classes=int(probs["shape"][-1]),
-        )
 
     async def _call(self, awaitable: Any) -> Any:
         return await call_triton(awaitable, self.endpoint, f"model '{self.model}'", self.timeout_s)

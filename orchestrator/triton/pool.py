@@ -29,11 +29,11 @@ from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting, ride
 from orchestrator.triton.client import (
     Classification,
     Endpoint,
-    ModelInfo,
     TritonClient,
     batches,
     merged,
 )
+from orchestrator.triton.model_info import ModelInfo
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -157,7 +157,11 @@ class TritonPool:
             if problem := mismatch(first.client.endpoint, info, slot.client.endpoint, other):
                 await self.close()
                 raise ModelMismatch(problem)
-        self.info = replace(info, max_batch_size=min(i.max_batch_size for _, i in connected))
+        self.info = replace(
+            info,
+            max_batch_size=min(i.max_batch_size for _, i in connected),
+            instances=sum(i.instances for _, i in connected),
+        )
         for slot, _ in connected:
             self._set_ready(slot, True)
         for slot in self._slots:

@@ -5,7 +5,12 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from orchestrator.errors import ModelNotFound
-from orchestrator.triton.runtime_repository import ShimOptions, materialise, read_config
+from orchestrator.triton.runtime_repository import (
+    ShimOptions,
+    cpu_layout,
+    materialise,
+    read_config,
+)
 
 REPO = Path(__file__).resolve().parents[2] / "model_repository"
 
@@ -70,3 +75,30 @@ def test_the_onnxruntime_settings_reach_the_shim(exported_model: Path, tmp_path:
     # Spinning off by default: it takes the cores decoding needs.
     assert parameter(ShimOptions(), "intra_op_spinning") == "0"
     assert parameter(ShimOptions(spinning=True), "intra_op_spinning") == "1"
+
+
+def test_a_model_instance_per_core_each_on_its_own_threads(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    materialise(exported_model, tmp_path / "runtime", ShimOptions(instances=2, intra_op_threads=1))
+    config = (tmp_path / "runtime" / "efficientnet_lite0" / "config.pbtxt").read_text()
+    shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
+    assert [group.count for group in shimmed.instance_group] == [2]
+    assert shimmed.parameters["intra_op_threads"].string_value == "1"
+
+
+@pytest.mark.parametrize(
+    ("cores", "wanted", "layout"),
+    [
+        (1, 0, (1, 1)),
+        (2, 0, (2, 1)),  # two single-threaded instances: faster beside the decoder
+        (3, 0, (3, 1)),
+        (16, 0, (4, 4)),  # one per core only up to 4: a lone image still gets several cores
+        (8, 1, (1, 8)),  # asked for one: it gets every core
+        (2, 4, (4, 1)),  # more instances than cores: at least one thread each
+    ],
+)
+def test_the_cores_are_shared_among_the_instances(
+    cores: int, wanted: int, layout: tuple[int, int]
+) -> None:
+    assert cpu_layout(cores, wanted) == layout
