@@ -153,7 +153,8 @@ def main() -> None:
                 REPO / "model_repository",
                 work / "triton",
                 TritonPorts(free_port(), free_port(), free_port()),
-                shim=shim_options(load_settings()),  # laid out as deeptag lays out its own
+                # Laid out as the Triton `deeptag index` starts for itself.
+                shim=shim_options(load_settings(), bulk=True),
             )
             local.start()
             # Spoken to as deeptag speaks to a local Triton by default: over gRPC.

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Model instances of a local Triton (batches run at once), sharing its "
-        "cores' onnxruntime threads; 0: one per core, up to 4. On 2 cores two single-threaded "
-        "instances tag 10-15 % more images per second than one on two threads.",
+        "cores' onnxruntime threads; 0: one per core (up to 4) for the Triton `deeptag index` "
+        "starts, which keeps a batch in each, and one for the others, whose lone calls then "
+        "get every core.",
     )
     triton_shared_memory: bool = Field(
         default=True,

@@ -70,8 +70,8 @@ def exported_model() -> Path:
 
 @pytest.fixture(scope="session")
 def triton(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
-    """One real tritonserver for the whole session, on free ports, laid out as deeptag lays
-    out its own (a model instance per core)."""
+    """One real tritonserver for the whole session, on free ports, laid out as `deeptag serve`
+    lays out its own."""
     ports = TritonPorts(free_port(), free_port(), free_port())
     work = tmp_path_factory.mktemp("triton")
     with LocalTriton(exported_model, work, ports, shim=shim_options(Settings())) as server:

@@ -10,12 +10,12 @@ import pytest
 
 from orchestrator.indexing import Indexer, IndexOptions
 from orchestrator.pipeline import TagOptions
-from orchestrator.runtime import tagging_session, triton_pool, usable_cores
+from orchestrator.runtime import shim_options, tagging_session, triton_pool, usable_cores
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
 from orchestrator.sources import classify
 from orchestrator.triton.client import Endpoint
-from orchestrator.triton.launcher import LocalTriton
+from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from orchestrator.triton.runtime_repository import cpu_layout
 from orchestrator.types import ItemFailure, Outcome, PreparedImage
 from tests.search_support import variants
@@ -59,11 +59,13 @@ def test_the_indexer_has_as_many_batches_in_triton_as_it_is_told(
     assert busy["most"] == in_flight
 
 
-def test_the_model_instances_of_every_endpoint_are_counted(triton: LocalTriton) -> None:
-    """How many batches `deeptag index` keeps in flight by default."""
+def test_a_bulk_layout_is_counted_on_every_endpoint(exported_model: Path, tmp_path: Path) -> None:
+    """How many batches `deeptag index` keeps in flight by default: what Triton reports."""
     per_server, _ = cpu_layout(usable_cores())
+    ports = TritonPorts(free_port(), free_port(), free_port())
+    shim = shim_options(Settings(), bulk=True)
 
-    async def main() -> tuple[int, int]:
+    async def main(triton: LocalTriton) -> tuple[int, int]:
         settings = Settings()
         alone = triton_pool(settings, (Endpoint("grpc", triton.grpc_url),))
         both = triton_pool(
@@ -75,4 +77,5 @@ def test_the_model_instances_of_every_endpoint_are_counted(triton: LocalTriton) 
             await alone.close()
             await both.close()
 
-    assert asyncio.run(main()) == (per_server, 2 * per_server)
+    with LocalTriton(exported_model, tmp_path, ports, shim=shim) as triton:
+        assert asyncio.run(main(triton)) == (per_server, 2 * per_server)

@@ -5,6 +5,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from orchestrator.errors import ModelNotFound
+from orchestrator.runtime import shim_options
+from orchestrator.settings import Settings
 from orchestrator.triton.runtime_repository import (
     ShimOptions,
     cpu_layout,
@@ -102,3 +104,15 @@ def test_the_cores_are_shared_among_the_instances(
     cores: int, wanted: int, layout: tuple[int, int]
 ) -> None:
     assert cpu_layout(cores, wanted) == layout
+
+
+def test_only_a_bulk_job_gets_a_model_instance_per_core() -> None:
+    def layout(settings: Settings, bulk: bool) -> tuple[int, int]:
+        options = shim_options(settings, cores=2, bulk=bulk)
+        return options.instances, options.intra_op_threads
+
+    # `deeptag index` keeps a batch in each instance; a server's lone call gets every core.
+    assert layout(Settings(), bulk=True) == (2, 1)
+    assert layout(Settings(), bulk=False) == (1, 2)
+    assert layout(Settings(triton_cpu_instances=2), bulk=False) == (2, 1)
+    assert layout(Settings(triton_cpu_instances=1), bulk=True) == (1, 2)
