@@ -58,6 +58,8 @@ def shim_options(
     """
     wanted = settings.triton_cpu_instances or (0 if bulk else 1)
     instances, threads = cpu_layout(cores or usable_cores(), wanted)
+    if cores is None and instances == 1:
+        threads = 0  # onnxruntime's own choice for a whole machine: one per physical core
     return ShimOptions(
         intra_op_threads=threads,
         instances=instances,

@@ -116,3 +116,5 @@ def test_only_a_bulk_job_gets_a_model_instance_per_core() -> None:
     assert layout(Settings(), bulk=False) == (1, 2)
     assert layout(Settings(triton_cpu_instances=2), bulk=False) == (2, 1)
     assert layout(Settings(triton_cpu_instances=1), bulk=True) == (1, 2)
+    # One instance on the whole machine: onnxruntime picks (a thread per physical core).
+    assert shim_options(Settings()).intra_op_threads == 0
