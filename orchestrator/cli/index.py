@@ -155,7 +155,8 @@ async def _index(
             ) as session:
                 with progress:
                     show = _shower(progress, task)
-                    # As many batches in Triton as it runs at once, and one on the wire.
+                    # A batch for each model instance, and at least two: with one instance,
+                    # the next batch travels while this one runs.
                     in_flight = settings.index_in_flight or max(2, session.model.instances)
                     indexer = Indexer(
                         session.tagger,

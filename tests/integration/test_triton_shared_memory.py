@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ import tritonclient.http as http_client
 import tritonclient.utils.shared_memory as triton_shm
 
 from orchestrator.triton.client import Endpoint, TritonClient
-from orchestrator.triton.launcher import LocalTriton
+from orchestrator.triton.launcher import SHM_DIR, LocalTriton
 from orchestrator.triton.shared_memory import MAX_REGIONS
 
 pytestmark = pytest.mark.integration
@@ -146,7 +144,7 @@ def test_regions_of_a_dead_deeptag_process_are_cleared(
 
         asyncio.run(connect())
         assert name not in ours(triton)
-        assert not Path(f"/dev/shm/{name}").exists(), "its memory was left under /dev/shm"
+        assert not (SHM_DIR / name).exists(), "its memory was left under /dev/shm"
     finally:
         with contextlib.suppress(FileNotFoundError):
             triton_shm.destroy_shared_memory_region(handle)
@@ -158,7 +156,7 @@ def test_regions_triton_can_no_longer_map_give_way_to_the_socket(
     def unmappable(mine: set[str]) -> None:
         for name in mine:
             admin.unregister_system_shared_memory(name)
-            os.unlink(f"/dev/shm/{name}")
+            (SHM_DIR / name).unlink()
 
     registered, same = classify_after_losing_regions(triton, unmappable)
     assert not registered
