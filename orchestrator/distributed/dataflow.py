@@ -80,10 +80,12 @@ def build_dataset(
     settings, urls, options = dict(args.settings), list(args.endpoints), args.options
     blocks = max(1, math.ceil(len(items) / plan.block_rows))
 
-    def stage(udf: type, most: int, cpus: float, *constructor: Any) -> dict[str, Any]:
+    def stage(
+        udf: type, most: int, cpus: float, *constructor: Any, in_order: bool = False
+    ) -> dict[str, Any]:
         # Ray Data refuses more actors than there are blocks to give them.
         most = max(1, min(most, blocks))
-        return {
+        kwargs = {
             "fn": udf,
             "fn_constructor_args": (settings, *constructor),
             "batch_size": options.chunk_size,
@@ -91,12 +93,18 @@ def build_dataset(
             "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=most),
             "num_cpus": cpus,
         }
+        if in_order:
+            # Ray Data lets an actor run its queued blocks in whatever order their inputs
+            # arrive, and preserve_order only reorders what leaves the stage: the Screen must
+            # run them as submitted, in source order, or a later copy of a photo is kept.
+            kwargs["allow_out_of_order_execution"] = False
+        return kwargs
 
     metadata = dict(options.metadata)
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     for kwargs in (
         stage(Decode, plan.decoders, plan.decode_cpus, urls),
-        stage(Screen, 1, SCREEN_CPUS, options.reindex),
+        stage(Screen, 1, SCREEN_CPUS, options.reindex, in_order=True),
         stage(
             Classify, plan.classifiers, CLASSIFY_CPUS, urls, args.enricher, options.best, metadata
         ),
@@ -123,7 +131,7 @@ def quiet_data_context(ray: ModuleType) -> Iterator[Any]:
     level_before = data_log.level
     for name, value in changes.items():
         setattr(context, name, value)
-    # Blocks leave each stage in source order: the Screen sees the first copy of a photo first.
+    # Blocks leave each stage in source order, so the Screen is handed them in that order.
     context.execution_options.preserve_order = True
     # Ray Data logs a failed stage with its whole traceback; the driver reports it in one line.
     data_log.setLevel(logging.CRITICAL)

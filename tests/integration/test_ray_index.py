@@ -137,3 +137,23 @@ def test_the_embedded_index_and_trained_models_are_refused(tmp_path: Path) -> No
         run_on_ray(embedded, [str(tmp_path)], None, OPTIONS, ignore, ignore)
     with pytest.raises(BadRequest, match="--model is not supported with --engine ray"):
         run_on_ray(embedded, [str(tmp_path)], None, OPTIONS, ignore, ignore, custom_model="astro")
+
+
+def test_the_first_of_many_copies_is_the_one_stored(
+    ray_cluster: None,
+    triton: LocalTriton,
+    elasticsearch_url: str,
+    samples: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """Copies spread over many blocks: the Screen still meets them in source order."""
+    photos = tmp_path / "copies"
+    photos.mkdir()
+    for i in range(16):
+        shutil.copyfile(samples["coffee"], photos / f"copy-{i:02}.png")
+    settings = search_settings("es", triton.http_url, elasticsearch_url, tmp_path / "s", "ray")
+    stats = run_on_ray(settings, [str(photos)], None, IndexOptions(chunk_size=1), ignore, ignore)
+    assert counts(stats) == (1, 15, 0)
+    doc_id = hashlib.sha256(samples["coffee"].read_bytes()).hexdigest()
+    document = stored(settings, [doc_id])[doc_id]
+    assert document.uri == str(photos / "copy-00.png")
