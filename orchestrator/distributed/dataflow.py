@@ -28,8 +28,8 @@ from orchestrator.indexing import IndexOptions
 SCREEN_CPUS = 0.1
 CLASSIFY_CPUS = 0.2
 WRITE_CPUS = 0.1
-#: Classify actors per Triton endpoint: one batch each at a time, so two keep a server busy
-#: while the other's batch travels.
+#: Classify actors per Triton endpoint at least: one batch each at a time, so two keep a server
+#: busy while the other's batch travels. More when the endpoints report more model instances.
 CLASSIFIERS_PER_ENDPOINT = 2
 WRITERS = 2
 #: Batches per block of sources: small blocks reach every decoder and keep memory per task low.
@@ -47,9 +47,17 @@ class RayPlan:
     block_rows: int
 
 
-def plan_for(cpus: float, endpoints: int, chunk_size: int) -> RayPlan:
-    """Fill the cluster's CPUs with decoders once the light stages have theirs (pure)."""
-    classifiers = max(1, min(CLASSIFIERS_PER_ENDPOINT * endpoints, math.floor(cpus)))
+def plan_for(
+    cpus: float, endpoints: int, chunk_size: int, instances: int = 0, in_flight: int = 0
+) -> RayPlan:
+    """Fill the cluster's CPUs with decoders once the light stages have theirs (pure).
+
+    A classifier per batch to keep in Triton: ``in_flight`` if set (``DEEPTAG_INDEX_IN_FLIGHT``),
+    else one per model instance the endpoints report, at least two per endpoint, as the
+    single-process indexer does.
+    """
+    batches = in_flight or max(CLASSIFIERS_PER_ENDPOINT * endpoints, instances)
+    classifiers = max(1, min(batches, math.floor(cpus)))
     light = SCREEN_CPUS + classifiers * CLASSIFY_CPUS + WRITERS * WRITE_CPUS
     spare = cpus - light
     # A one-core machine still gets a decoder: a share of the core rather than none.

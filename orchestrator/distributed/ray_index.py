@@ -87,13 +87,13 @@ def run_on_ray(
     try:
         if items:
             with triton_for(settings, bulk=True) as triton:
-                enricher = asyncio.run(_preflight(settings, triton.endpoints))
+                enricher, instances = asyncio.run(_preflight(settings, triton.endpoints))
                 with ray_session(ray, address):
                     _stream(
                         ray,
                         settings,
                         triton.endpoints,
-                        enricher,
+                        (enricher, instances),
                         items,
                         options,
                         stats,
@@ -106,8 +106,9 @@ def run_on_ray(
     return stats
 
 
-async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> Enricher:
-    """Fail before Ray starts on what would fail every actor; the enricher the actors use.
+async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> tuple[Enricher, int]:
+    """Fail before Ray starts on what would fail every actor; the enricher the actors use and
+    the model instances the endpoints run in all.
 
     The index is created here once, rather than raced for by the writers.
     """
@@ -117,12 +118,13 @@ async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> Enr
     await backend.close()
     pool = triton_pool(settings, endpoints)
     try:
-        await pool.connect()
+        instances = (await pool.connect()).instances
     finally:
         await pool.close()
-    return load_enricher(
+    enricher = load_enricher(
         settings.model_repository / settings.text_model, settings.concept_threshold
     )
+    return enricher, instances
 
 
 @contextmanager
@@ -150,15 +152,16 @@ def _stream(
     ray: ModuleType,
     settings: Settings,
     endpoints: tuple[Endpoint, ...],
-    enricher: Enricher,
+    preflight: tuple[Enricher, int],
     items: list[dict[str, str]],
     options: IndexOptions,
     stats: IndexStats,
     on_failure: Callable[[FailedImage], None],
     on_progress: Callable[[IndexStats], None],
 ) -> None:
+    enricher, instances = preflight
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    plan = plan_for(cpus, len(endpoints), options.chunk_size)
+    plan = plan_for(cpus, len(endpoints), options.chunk_size, instances, settings.index_in_flight)
     # Workers rebuild the driver's settings; paths made absolute, as the workers' cwd differs.
     shipped = settings.model_copy(
         update={"model_repository": settings.model_repository.resolve()}

@@ -59,3 +59,14 @@ def test_the_plan_gives_the_cores_left_by_the_light_stages_to_decoding() -> None
     one_core = plan_for(1, endpoints=1, chunk_size=8)
     assert one_core.decoders == 1
     assert 0 < one_core.decode_cpus < 1
+
+
+def test_a_classifier_per_batch_to_keep_in_triton() -> None:
+    def classifiers(endpoints: int, instances: int, in_flight: int = 0) -> int:
+        return plan_for(16, endpoints, 32, instances, in_flight).classifiers
+
+    assert classifiers(1, instances=1) == 2  # one batch on the wire while another runs
+    assert classifiers(2, instances=2) == 4
+    assert classifiers(1, instances=4) == 4  # a Triton with an instance per core
+    assert classifiers(1, instances=4, in_flight=3) == 3  # DEEPTAG_INDEX_IN_FLIGHT
+    assert plan_for(2, 1, 32, instances=8).classifiers == 2  # never more than the cores
