@@ -47,6 +47,13 @@ class IndexOptions:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+def batches_in_flight(setting: int, instances: int, least: int = 2) -> int:
+    """Batches to keep in Triton: ``DEEPTAG_INDEX_IN_FLIGHT`` if set, else one per model
+    instance, and at least ``least``: with one instance, the next batch travels while this
+    one runs (pure)."""
+    return setting or max(least, instances)
+
+
 @dataclass(frozen=True)
 class FailedImage:
     """One line of the failure log."""

@@ -27,7 +27,13 @@ from rich.progress import (
 from orchestrator import collect
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
 from orchestrator.errors import BadRequest, ModelNotFound, quote_input
-from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
+from orchestrator.indexing import (
+    FailedImage,
+    Indexer,
+    IndexOptions,
+    IndexStats,
+    batches_in_flight,
+)
 from orchestrator.retry import RetryPolicy, Waiting
 from orchestrator.runtime import tagging_session, triton_for, triton_pool
 from orchestrator.search.base import BackendKind
@@ -155,9 +161,7 @@ async def _index(
             ) as session:
                 with progress:
                     show = _shower(progress, task)
-                    # A batch for each model instance, and at least two: with one instance,
-                    # the next batch travels while this one runs.
-                    in_flight = settings.index_in_flight or max(2, session.model.instances)
+                    in_flight = batches_in_flight(settings.index_in_flight, session.model.instances)
                     indexer = Indexer(
                         session.tagger,
                         session.model,

@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator.distributed.stages import Classify, Decode, Screen, Write
 from orchestrator.enrichment import Enricher
-from orchestrator.indexing import IndexOptions
+from orchestrator.indexing import IndexOptions, batches_in_flight
 
 #: CPUs the light stages ask for: they wait on the network, and asking little leaves the
 #: cores to decoding (different amounts also keep Ray Data from fusing the stages).
@@ -56,7 +56,7 @@ def plan_for(
     else one per model instance the endpoints report, at least two per endpoint, as the
     single-process indexer does.
     """
-    batches = in_flight or max(CLASSIFIERS_PER_ENDPOINT * endpoints, instances)
+    batches = batches_in_flight(in_flight, instances, least=CLASSIFIERS_PER_ENDPOINT * endpoints)
     classifiers = max(1, min(batches, math.floor(cpus)))
     light = SCREEN_CPUS + classifiers * CLASSIFY_CPUS + WRITERS * WRITE_CPUS
     spare = cpus - light

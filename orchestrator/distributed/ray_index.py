@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TextIO
 
@@ -87,13 +88,13 @@ def run_on_ray(
     try:
         if items:
             with triton_for(settings, bulk=True) as triton:
-                enricher, instances = asyncio.run(_preflight(settings, triton.endpoints))
+                checked = asyncio.run(_preflight(settings, triton.endpoints))
                 with ray_session(ray, address):
                     _stream(
                         ray,
                         settings,
                         triton.endpoints,
-                        (enricher, instances),
+                        checked,
                         items,
                         options,
                         stats,
@@ -106,9 +107,16 @@ def run_on_ray(
     return stats
 
 
-async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> tuple[Enricher, int]:
-    """Fail before Ray starts on what would fail every actor; the enricher the actors use and
-    the model instances the endpoints run in all.
+@dataclass(frozen=True)
+class Preflight:
+    """What the driver learnt before Ray started."""
+
+    enricher: Enricher  # the one every Classify actor uses
+    instances: int  # model instances the endpoints run in all
+
+
+async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> Preflight:
+    """Fail before Ray starts on what would fail every actor; what the actors are built from.
 
     The index is created here once, rather than raced for by the writers.
     """
@@ -124,7 +132,7 @@ async def _preflight(settings: Settings, endpoints: tuple[Endpoint, ...]) -> tup
     enricher = load_enricher(
         settings.model_repository / settings.text_model, settings.concept_threshold
     )
-    return enricher, instances
+    return Preflight(enricher, instances)
 
 
 @contextmanager
@@ -152,21 +160,22 @@ def _stream(
     ray: ModuleType,
     settings: Settings,
     endpoints: tuple[Endpoint, ...],
-    preflight: tuple[Enricher, int],
+    checked: Preflight,
     items: list[dict[str, str]],
     options: IndexOptions,
     stats: IndexStats,
     on_failure: Callable[[FailedImage], None],
     on_progress: Callable[[IndexStats], None],
 ) -> None:
-    enricher, instances = preflight
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    plan = plan_for(cpus, len(endpoints), options.chunk_size, instances, settings.index_in_flight)
+    plan = plan_for(
+        cpus, len(endpoints), options.chunk_size, checked.instances, settings.index_in_flight
+    )
     # Workers rebuild the driver's settings; paths made absolute, as the workers' cwd differs.
     shipped = settings.model_copy(
         update={"model_repository": settings.model_repository.resolve()}
     ).model_dump()
-    stages = StageArgs(shipped, tuple(str(e) for e in endpoints), enricher, options)
+    stages = StageArgs(shipped, tuple(str(e) for e in endpoints), checked.enricher, options)
     with quiet_data_context(ray):
         dataset = build_dataset(ray, items, plan, stages)
         try:
