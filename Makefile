@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 MODEL := model_repository/efficientnet_lite0/1/model.onnx
 TEXT_MODEL := model_repository/minilm_l6/1/model.onnx
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench clean docs docs-reference docs-check
 
 setup: $(INSTALLED) $(MODEL) $(TEXT_MODEL)
 
@@ -17,7 +17,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[export,samples,dev,ray]'
+	$(BIN)/pip install -q -e '.[export,samples,dev,ray,docs]'
 	touch $@
 
 $(MODEL): $(INSTALLED) orchestrator/models/export.py
@@ -40,13 +40,30 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint
+test: setup lint docs-check
 	$(BIN)/pytest
+
+# The documentation site, built into site/ (open site/index.html: it works from disk, offline).
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: $(INSTALLED)
+	$(MKDOCS) build --strict
+
+# Rewrite the generated reference pages (settings, command line, HTTP API) from the code.
+docs-reference: $(INSTALLED)
+	$(BIN)/python -m orchestrator.reference
+
+# Fail when a generated page is stale, a link or an anchor is broken, or a page is missing.
+# Not --quiet: with it, mkdocs 1.6 drops the warnings and --strict passes anyway.
+docs-check: $(INSTALLED)
+	$(BIN)/python -m orchestrator.reference --check
+	site=$$(mktemp -d) && $(MKDOCS) build --strict --site-dir "$$site"; \
+		status=$$?; rm -rf "$$site"; exit $$status
 
 bench: setup
 	$(BIN)/python bench/triton_throughput.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site
 	rm -f $(MODEL) model_repository/efficientnet_lite0/labels.txt
 	rm -f $(TEXT_MODEL) model_repository/minilm_l6/tokenizer.json model_repository/minilm_l6/*.npy

@@ -39,7 +39,7 @@ from orchestrator.search.hybrid import SearchMode
 from orchestrator.settings import Settings
 from orchestrator.sources import classify
 from orchestrator.text_encoder import TextEncoder
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ from predict_latency import percentile, predict_stack
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import TritonClient
+from orchestrator.triton.endpoint import Endpoint
 
 STUB_NAME = "triton_python_backend_stub"
 #: RSS in MiB of the server, tritonserver and its python stub(s).

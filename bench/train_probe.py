@@ -32,7 +32,8 @@ from orchestrator.settings import Settings
 from orchestrator.training.fit import FitOptions
 from orchestrator.training.sample_data import make_dataset
 from orchestrator.training.trainer import TrainReport, TrainRequest, train
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import TritonClient
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,8 @@ from rich.table import Table
 from orchestrator.preprocess import prepare
 from orchestrator.samples import sample_photos
 from orchestrator.sources import classify
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import TritonClient
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from orchestrator.types import ImageBytes
 

@@ -17,7 +17,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.pipeline import Tagger
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
 from orchestrator.triton.model_info import ModelInfo
 from orchestrator.triton.pool import TritonPool
@@ -54,7 +54,7 @@ def shim_options(
     Unless the settings say how many model instances, one for a Triton that answers one call
     at a time (a lone batch then gets every core: 16 images in 120 ms rather than 200), one
     per core for a ``bulk`` job that keeps a batch in each (`deeptag index`: 5-10 % more
-    images per second on 2 cores, README "Throughput").
+    images per second on 2 cores, docs/explanation/performance.md).
     """
     wanted = settings.triton_cpu_instances or (0 if bulk else 1)
     instances, threads = cpu_layout(cores or usable_cores(), wanted)

@@ -49,10 +49,24 @@ class Settings(BaseSettings):
         "Triton is spoken to over gRPC unless this is set (measured faster than HTTP for "
         "batches of images).",
     )
-    triton_http_port: int = 8000
-    triton_grpc_port: int = 8001
-    triton_metrics_port: int = 8002
-    triton_start_timeout_s: float = 120.0
+    triton_http_port: int = Field(
+        default=8000,
+        description="HTTP port of the local Triton, the one commands look for before starting "
+        "their own and the one `deeptag triton start` listens on (with --instances, the first of "
+        "consecutive ports).",
+    )
+    triton_grpc_port: int = Field(
+        default=8001,
+        description="gRPC port of the local Triton.",
+    )
+    triton_metrics_port: int = Field(
+        default=8002,
+        description="Port of the local Triton's Prometheus metrics.",
+    )
+    triton_start_timeout_s: float = Field(
+        default=120.0,
+        description="Seconds a local Triton may take to load its models and answer ready.",
+    )
     triton_cpu_memory_arena: bool = Field(
         default=True,
         description="A local Triton keeps onnxruntime's memory arena: each batch runs about "
@@ -80,7 +94,10 @@ class Settings(BaseSettings):
         "through system shared memory instead of the socket: about 60 core-ms less per batch "
         "of 32. A Triton that cannot map it (another container) is spoken to over the socket.",
     )
-    triton_timeout_s: float = 60.0
+    triton_timeout_s: float = Field(
+        default=60.0,
+        description="Seconds one Triton call may take before it counts as failed.",
+    )
     retry_window_s: float = Field(
         default=120.0,
         ge=0.0,
@@ -92,7 +109,11 @@ class Settings(BaseSettings):
         default_factory=lambda: _default_model_repository(),
         description="./model_repository when it exists, else the one of this checkout.",
     )
-    model: str = "efficientnet_lite0"
+    model: str = Field(
+        default="efficientnet_lite0",
+        description="The image model on Triton that tags images, e.g. efficientnet_lite0_int8 "
+        "or one made by `deeptag train`.",
+    )
     text_model: str = Field(
         default="minilm_l6",
         description="The sentence encoder on Triton that embeds search queries.",
@@ -106,18 +127,53 @@ class Settings(BaseSettings):
     )
 
     # Local state: the embedded index, launcher pid files, the runtime model repository.
-    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("deeptag")))
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("deeptag")),
+        description="Where deeptag keeps its state: the embedded index, uploaded images, "
+        "thumbnails, the records of Tritons it started and their model repository.",
+    )
 
     # Elasticsearch
-    es_url: str | None = None
-    es_index: str = "images"
-    es_api_key: SecretStr | None = None
-    es_username: str | None = None
-    es_password: SecretStr | None = None
-    es_ca_certs: Path | None = None
-    es_verify_certs: bool = True
-    es_bulk_chunk_size: int = 200
-    es_max_retries: int = 5
+    es_url: str | None = Field(
+        default=None,
+        description="Elasticsearch (or OpenSearch), e.g. https://es:9200. Set: the default search "
+        "backend.",
+    )
+    es_index: str = Field(
+        default="images",
+        description="The index documents are written to and searched in.",
+    )
+    es_api_key: SecretStr | None = Field(
+        default=None,
+        description="An Elasticsearch API key (the base64 form), sent as `ApiKey`; wins over a "
+        "user name and password.",
+    )
+    es_username: str | None = Field(
+        default=None,
+        description="An Elasticsearch user for basic authentication, with es_password.",
+    )
+    es_password: SecretStr | None = Field(
+        default=None,
+        description="The password of es_username.",
+    )
+    es_ca_certs: Path | None = Field(
+        default=None,
+        description="A PEM file of the certificate authorities that sign Elasticsearch's "
+        "certificate (e.g. a self-signed cluster's http_ca.crt).",
+    )
+    es_verify_certs: bool = Field(
+        default=True,
+        description="Check Elasticsearch's TLS certificate; turn off only for a throwaway cluster.",
+    )
+    es_bulk_chunk_size: int = Field(
+        default=200,
+        description="Documents per `_bulk` request.",
+    )
+    es_max_retries: int = Field(
+        default=5,
+        description="Retries of a document Elasticsearch answered 429 (too busy), with exponential "
+        "backoff, before it counts as failed.",
+    )
 
     # Search
     search_backend: Literal["es", "embedded"] | None = Field(
@@ -136,8 +192,14 @@ class Settings(BaseSettings):
     )
 
     # The HTTP server
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = Field(
+        default="127.0.0.1",
+        description="The address `deeptag serve` listens on; 0.0.0.0 for every interface.",
+    )
+    port: int = Field(
+        default=8080,
+        description="The port `deeptag serve` listens on.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="When set, every route but /health needs 'Bearer <key>'."
     )
@@ -154,16 +216,44 @@ class Settings(BaseSettings):
     image_roots: PathList = Field(
         default_factory=list, description="Folders whose files /predict may read by path."
     )
-    fetch_allow_private: bool = False
+    fetch_allow_private: bool = Field(
+        default=False,
+        description="Let image URLs point at private, loopback and link-local addresses "
+        "(checked at every redirect); off, the server cannot be used to reach the network it "
+        "runs in.",
+    )
 
     # Limits
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    fetch_timeout_s: float = 15.0
-    fetch_concurrency: int = 16
-    fetch_max_redirects: int = 5
-    sink_timeout_s: float = 30.0
-    infer_batch_size: int = 32
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        description="Most bytes one image may have, fetched, uploaded or read from a file.",
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        description="Most pixels one image may decode to (refuses decompression bombs).",
+    )
+    fetch_timeout_s: float = Field(
+        default=15.0,
+        description="Seconds to fetch one image URL.",
+    )
+    fetch_concurrency: int = Field(
+        default=16,
+        description="Image URLs fetched at once.",
+    )
+    fetch_max_redirects: int = Field(
+        default=5,
+        description="Redirects followed per image URL, each hop checked again.",
+    )
+    sink_timeout_s: float = Field(
+        default=30.0,
+        description="Seconds a network sink (output.network of /predict) or an Elasticsearch "
+        "request may take; a sink that does not answer in time gives a 504.",
+    )
+    infer_batch_size: int = Field(
+        default=32,
+        description="Images `deeptag index` and `deeptag train` read and classify together "
+        "(`--batch-size`).",
+    )
     index_in_flight: int = Field(
         default=0,
         ge=0,
@@ -180,15 +270,29 @@ class Settings(BaseSettings):
         "limits). A box feeding a GPU wants about one per core left over by Triton.",
     )
     # What one HTTP request may cost: a request beyond these is refused before any work.
-    max_data_items: int = Field(default=1000, ge=1)
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_data_items: int = Field(
+        default=1000,
+        ge=1,
+        description="Most `data` items one /predict or /index request may carry (more: 413).",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes one request body may have, base64 images included "
+        "(more: 413, refused on its Content-Length before it is read).",
+    )
     predict_chunk_size: int = Field(
         default=32,
         ge=1,
         description="Images of one request fetched, decoded and classified at a time; "
         "memory grows with this, not with the request.",
     )
-    predict_timeout_s: float = Field(default=300.0, gt=0)
+    predict_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a whole /predict or /index request may take (past it: 504, "
+        "and its fetches and Triton calls are cancelled).",
+    )
 
     _split = field_validator("sink_allow", "image_roots", mode="before")(_split_commas)
 

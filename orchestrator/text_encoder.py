@@ -27,7 +27,8 @@ from orchestrator.errors import (
 )
 from orchestrator.settings import Settings
 from orchestrator.triton.calls import call_triton
-from orchestrator.triton.client import Endpoint, open_client, protocol_module
+from orchestrator.triton.client import open_client, protocol_module
+from orchestrator.triton.endpoint import Endpoint
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"

@@ -23,7 +23,7 @@ from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.settings import Settings
 from orchestrator.sources import classify
 from orchestrator.text_encoder import TextEncoder
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.types import Prediction
 from tests.conftest import MODEL_REPOSITORY, DeeptagServer, ServerFactory
 

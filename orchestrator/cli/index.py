@@ -41,7 +41,7 @@ from orchestrator.search.documents import check_metadata_keys
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings, load_settings
 from orchestrator.training.repository import check_name
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.pool import TritonPool
 
 

@@ -33,7 +33,7 @@ from orchestrator.retry import RetryPolicy
 from orchestrator.runtime import triton_for, triton_pool
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 
 
 class RayRunFailed(DeeptagError):

@@ -45,7 +45,7 @@ from orchestrator.search.documents import (
 )
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.types import Prediction
 
 T = TypeVar("T")

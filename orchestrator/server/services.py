@@ -216,3 +216,56 @@ class ServiceRegistry:
 
     def entries(self) -> list[tuple[ServiceSpec, ServiceStats]]:
         return list(self._services.values())
+
+
+def service_json(
+    spec: ServiceSpec,
+    stats: ServiceStats,
+    *,
+    with_jobs: bool,
+    labels: Sequence[str] | None = None,
+    repository: str = "",
+) -> dict[str, Any]:
+    """A service as DeepDetect describes it (``GET /services/{name}`` body, ``/info`` entries).
+
+    DeepDetect's fields come first; ``model`` (the Triton model) and ``stats`` are deeptag's.
+    ``model_stats`` stays empty: Triton does not report a model's parameters or GFLOPs.
+    """
+    sent = spec.parameters
+    parameters = {
+        "input": {
+            **_mapping(sent.get("input")),
+            "connector": "image",
+            "width": spec.width,
+            "height": spec.height,
+        },
+        "mllib": {**_mapping(sent.get("mllib")), "nclasses": spec.nclasses},
+        "output": _mapping(sent.get("output")),
+    }
+    body: dict[str, Any] = {
+        "name": spec.name,
+        "description": spec.description,
+        "mllib": spec.mllib,
+        "mltype": "classification",
+        "parameters": parameters,
+        "type": spec.type,
+        "predict": True,
+        "training": False,
+        "model_stats": {},
+        "repository": spec.repository or repository,
+        "width": spec.width,
+        "height": spec.height,
+        "service_stats": stats.service_stats(),
+        "model": spec.model,
+        "stats": stats.as_json(),
+    }
+    if with_jobs:
+        # Triton serves trained models only: there are never training jobs.
+        body["jobs"] = []
+    if labels is not None:
+        body["labels"] = list(labels)
+    return body
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}

@@ -7,14 +7,12 @@ Every caller (the image model's client, the text encoder, the pool's probes) goe
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tritonclient.utils import InferenceServerException
 
 from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
-
-if TYPE_CHECKING:
-    from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 
 #: Statuses of a server that is down, restarting or overloaded, whatever the message says: a
 #: gRPC call cut by a dying server reads "Stream removed (Socket closed)".

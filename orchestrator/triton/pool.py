@@ -28,11 +28,11 @@ from orchestrator.metrics import Metrics
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting, ride_out
 from orchestrator.triton.client import (
     Classification,
-    Endpoint,
     TritonClient,
     batches,
     merged,
 )
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.model_info import ModelInfo
 
 T = TypeVar("T")

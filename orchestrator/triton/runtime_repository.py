@@ -71,10 +71,10 @@ def cpu_layout(cores: int, instances: int = 0) -> tuple[int, int]:
     """(model instances, onnxruntime threads each) for a server given ``cores`` (pure).
 
     ``instances`` 0 picks one per core, up to :data:`MAX_AUTO_INSTANCES`: measured on 2 cores
-    beside the decoder (README, "Throughput"), two single-threaded instances, each given a
-    batch, tag 5-10 % more images per second than one instance on two threads, whose every
-    operator waits at a barrier for the thread the decoder took the core from. The threads of
-    all instances add up to about one per core, so they do not preempt each other.
+    beside the decoder (docs/explanation/performance.md), two single-threaded instances, each
+    given a batch, tag 5-10 % more images per second than one instance on two threads, whose
+    every operator waits at a barrier for the thread the decoder took the core from. The threads
+    of all instances add up to about one per core, so they do not preempt each other.
     """
     count = instances or max(1, min(cores, MAX_AUTO_INSTANCES))
     return count, max(1, cores // count)

@@ -23,16 +23,14 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import tritonclient.utils.shared_memory as triton_shm
 
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import SHM_DIR, process_alive
-
-if TYPE_CHECKING:
-    from orchestrator.triton.client import Endpoint
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from orchestrator.runtime import shim_options, tagging_session, triton_pool, usa
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
 from orchestrator.sources import classify
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from orchestrator.triton.runtime_repository import cpu_layout
 from orchestrator.types import ItemFailure, Outcome, PreparedImage

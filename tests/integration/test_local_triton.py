@@ -16,7 +16,8 @@ from orchestrator.pipeline import TagOptions
 from orchestrator.runtime import tagging_session
 from orchestrator.settings import Settings
 from orchestrator.sources import classify_all
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import TritonClient
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from orchestrator.types import ItemFailure, Outcome, Prediction
 

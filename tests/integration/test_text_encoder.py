@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.errors import BadRequest, ModelNotFound
 from orchestrator.text_encoder import TOKENIZER_FILE, TextEncoder
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton
 
 pytestmark = pytest.mark.integration

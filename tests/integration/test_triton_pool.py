@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.errors import ModelMismatch
 from orchestrator.metrics import Metrics
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from orchestrator.triton.pool import TritonPool
 

@@ -14,7 +14,8 @@ import tritonclient.grpc as grpc_client
 import tritonclient.http as http_client
 import tritonclient.utils.shared_memory as triton_shm
 
-from orchestrator.triton.client import Endpoint, TritonClient
+from orchestrator.triton.client import TritonClient
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import SHM_DIR, LocalTriton
 from orchestrator.triton.shared_memory import MAX_REGIONS
 

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-DOCS = ROOT / "README.md"
+DOCS = ROOT / "docs" / "how-to" / "gpu.md"
 SCHEMA_IN_DIST = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
 
 Compose = dict[str, Any]

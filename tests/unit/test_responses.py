@@ -4,8 +4,14 @@ import pytest
 
 from orchestrator.errors import NotAnImage, ServiceNotFound
 from orchestrator.metrics import Metrics
-from orchestrator.responses import error_response, predict_response, service_json
-from orchestrator.server.services import PredictCall, ServiceSpec, ServiceStats, covered_ms
+from orchestrator.responses import error_response, predict_response
+from orchestrator.server.services import (
+    PredictCall,
+    ServiceSpec,
+    ServiceStats,
+    covered_ms,
+    service_json,
+)
 from orchestrator.types import ImageSource, ItemFailure, Label, Prediction, SourceKind
 
 

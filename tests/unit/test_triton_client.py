@@ -1,6 +1,7 @@
 import pytest
 
-from orchestrator.triton.client import Endpoint, parse_class_entry
+from orchestrator.triton.client import parse_class_entry
+from orchestrator.triton.endpoint import Endpoint
 
 
 def test_classification_entries_keep_commas_in_labels() -> None:
@@ -45,7 +46,7 @@ def test_outage_errors_are_retryable_whatever_their_wording(message: str, status
 
     from orchestrator.errors import TritonUnavailable
     from orchestrator.triton.calls import call_triton
-    from orchestrator.triton.client import Endpoint
+    from orchestrator.triton.endpoint import Endpoint
 
     async def failing() -> None:
         raise InferenceServerException(msg=message, status=status)

@@ -10,15 +10,14 @@ from fastapi import APIRouter, Request
 
 from orchestrator import __version__
 from orchestrator.errors import BadRequest, InputConnectorNotFound, ModelNotFound, quote_input
-from orchestrator.responses import service_json
 from orchestrator.server.openapi import BODY_ERRORS, QueryParam, described
 from orchestrator.server.response_models import Acknowledged, InfoResponse, ServiceResponse
 from orchestrator.server.routes.train import create_trainable_service
 from orchestrator.server.schemas import ServiceCreate, read_body
-from orchestrator.server.services import ServiceSpec, ServiceStats, service_key
+from orchestrator.server.services import ServiceSpec, ServiceStats, service_json, service_key
 from orchestrator.server.state import ServerState, State
 from orchestrator.training.repository import ProbeRepository
-from orchestrator.triton.client import Endpoint
+from orchestrator.triton.endpoint import Endpoint
 from orchestrator.triton.launcher import is_ready
 from orchestrator.triton.pool import TritonPool
 
