@@ -17,7 +17,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[export,samples,dev,ray,docs]'
+	$(BIN)/pip install -q -e '.[export,samples,dev,ray,heif,raw,docs]'
 	touch $@
 
 $(MODEL): $(INSTALLED) orchestrator/models/export.py

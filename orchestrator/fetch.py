@@ -54,7 +54,8 @@ class SourceReader:
             raise NotAnImage(f"{name_of(source)}: empty content, not an image")
         if not looks_like_image(data):
             raise NotAnImage(
-                f"{name_of(source)}: content is not an image (JPEG, PNG, GIF, BMP, TIFF or WebP); "
+                f"{name_of(source)}: content is not an image (JPEG, PNG, GIF, BMP, TIFF, WebP, "
+                "HEIC, AVIF or camera RAW); "
                 f"it starts with {data[:12]!r}"
             )
         return ImageBytes(source=source, data=data)

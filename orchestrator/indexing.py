@@ -73,6 +73,8 @@ class IndexStats:
     finished: float | None = None
     #: Why the run stopped before the end (an outage longer than the retry window), if it did.
     stopped_by: str | None = None
+    #: Metadata fields left out of the photos read because they were unreadable or absurd.
+    metadata_warnings: int = 0
 
     @property
     def done(self) -> int:
@@ -207,6 +209,8 @@ class Indexer:
                 self._fail(FailedImage(item.source.uri, "read", item.reason, item.error.message))
             else:
                 images.append(item)
+                if item.photo is not None:
+                    self.stats.metadata_warnings += len(item.photo.warnings)
         already = (
             set()
             if self.options.reindex

@@ -36,6 +36,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.metadata_warnings = Counter(
+            "deeptag_metadata_warnings",
+            "Photo metadata fields left out because they were unreadable or absurd (the image "
+            "itself was still tagged), by field.",
+            ["field"],
+            registry=self.registry,
+        )
         self.sink_failures = Counter(
             "deeptag_sink_failures",
             "Outputs a sink refused or could not receive, by sink kind.",

@@ -9,6 +9,7 @@ call stops after the chunk in flight instead of leaving the rest queued.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Tagger:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         enricher: Enricher | None = None,
         decode_pool: Executor | None = None,
+        with_location: bool = True,
     ) -> None:
         self.reader = reader
         #: Where decoding runs: one thread per core, or ``DEEPTAG_DECODE_WORKERS`` processes;
@@ -71,6 +73,8 @@ class Tagger:
         self.chunk_size = chunk_size
         # Concepts need only the packaged table; semantic vectors need the exported space.
         self.enricher = enricher or Enricher(load_table())
+        # DEEPTAG_INDEX_LOCATION=false: neither the position nor the place leaves the photo.
+        self._prepare_one = functools.partial(prepare, with_location=with_location)
 
     async def _prepare(self, source: ImageSource) -> PreparedImage | ItemFailure:
         try:
@@ -79,9 +83,16 @@ class Tagger:
             with self.metrics.timed("decode"):
                 # Threads by default: Pillow and hashlib release the GIL while they work.
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self.decode_pool, prepare, image, self.max_pixels)
+                prepared = await loop.run_in_executor(
+                    self.decode_pool, self._prepare_one, image, self.max_pixels
+                )
         except ItemError as e:
             return ItemFailure(source=source, error=e)
+        if prepared.photo is not None:
+            for warning in prepared.photo.warnings:
+                field, _, _ = warning.partition(":")
+                self.metrics.metadata_warnings.labels(field=field).inc()
+        return prepared
 
     async def prepare_all(
         self, sources: Sequence[ImageSource]
@@ -152,6 +163,7 @@ class Tagger:
                 embedding=None if result.embeddings is None else result.embeddings[i],
                 concepts=extras[i].concepts if extras else None,
                 semantic=extras[i].semantic if extras else None,
+                photo=image.photo,
             )
             for i, (image, labels) in enumerate(zip(ready, result.labels, strict=True))
         )

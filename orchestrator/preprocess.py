@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import warnings
 
@@ -12,6 +11,9 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from orchestrator.errors import CorruptImage, ImageTooLarge, NotAnImage
+from orchestrator.formats import OpenedImage, open_image
+from orchestrator.metadata import read_metadata
+from orchestrator.places import place_of
 from orchestrator.sources import name_of
 from orchestrator.types import ImageBytes, PreparedImage
 
@@ -26,27 +28,24 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
     """Decode to RGB, upright per EXIF, refusing images over ``max_pixels`` before decoding.
 
     With ``short_side``, a JPEG may be decoded at a reduced scale (1/2, 1/4, 1/8) that keeps
-    its short side at least that long: a 3 MP photo decodes several times faster.
+    its short side at least that long: a 3 MP photo decodes several times faster. HEIF and
+    camera RAW files are read as :mod:`orchestrator.formats` says.
     """
     return _decode(image, max_pixels, short_side)[0]
 
 
 def _decode(
     image: ImageBytes, max_pixels: int, short_side: int | None
-) -> tuple[Image.Image, tuple[int, int]]:
-    """The upright RGB image and its full-resolution upright size, from one parse."""
+) -> tuple[Image.Image, tuple[int, int], OpenedImage]:
+    """The upright RGB image, its full-resolution upright size, and the opened file."""
     uri = name_of(image.source)  # data[3] for base64, never a megabyte of it
     try:
         with warnings.catch_warnings():
-            # The pixel limit is ours to enforce (below), with an error that names the input.
+            # The pixel limit is ours to enforce (open_image does), with an error naming the input.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(image.data))
+            found = open_image(image.data, uri, max_pixels)
+            opened = found.image
             width, height = opened.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"{uri}: {width}x{height} is {width * height} pixels, "
-                    f"over the {max_pixels} pixel limit"
-                )
             orientation = _orientation(opened)
             if short_side is not None and opened.format == "JPEG":
                 scale = short_side / min(width, height)
@@ -67,13 +66,13 @@ def _decode(
             upright = opened
     size = (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
     # Most photos are RGB already: converting would only copy them.
-    return (upright if upright.mode == "RGB" else upright.convert("RGB")), size
+    return (upright if upright.mode == "RGB" else upright.convert("RGB")), size, found
 
 
 def _orientation(opened: Image.Image) -> int | None:
     try:
         value = opened.getexif().get(0x0112)
-    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+    except Exception:  # a broken EXIF block (or a warning made an error) costs only the rotation
         return None
     return value if isinstance(value, int) else None
 
@@ -92,12 +91,15 @@ def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(cropped, dtype=np.uint8)
 
 
-def prepare(image: ImageBytes, max_pixels: int) -> PreparedImage:
-    rgb, (width, height) = _decode(image, max_pixels, RESIZE_SHORT_SIDE)
+def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -> PreparedImage:
+    """The model's input, the image's size and content hash, and what the photo says about
+    itself (``photo``; without position or place when ``with_location`` is False)."""
+    rgb, (width, height), opened = _decode(image, max_pixels, RESIZE_SHORT_SIDE)
     return PreparedImage(
         source=image.source,
         pixels=to_model_input(rgb),
         width=width,
         height=height,
         sha256=hashlib.sha256(image.data).hexdigest(),
+        photo=read_metadata(opened, with_location=with_location, geocode=place_of),
     )

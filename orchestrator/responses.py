@@ -9,8 +9,12 @@ from orchestrator.errors import DeeptagError
 from orchestrator.types import ItemFailure, Outcome, Prediction
 
 
-def prediction_json(outcome: Outcome) -> dict[str, Any]:
-    """One ``body.predictions[]`` entry; ``last: true`` marks the last class."""
+def prediction_json(outcome: Outcome, *, metadata: bool = False) -> dict[str, Any]:
+    """One ``body.predictions[]`` entry; ``last: true`` marks the last class.
+
+    With ``metadata``, the photo's own fields (``taken_at``, ``camera``, ``place``...) join the
+    entry, so a template can write ``{{taken_at}}``; DeepDetect's fields keep their meaning.
+    """
     if isinstance(outcome, ItemFailure):
         return {
             "uri": outcome.source.uri,
@@ -27,7 +31,10 @@ def prediction_json(outcome: Outcome) -> dict[str, Any]:
     ]
     if classes:
         classes[-1]["last"] = True
-    entry: dict[str, Any] = {"uri": outcome.source.uri, "classes": classes}
+    entry: dict[str, Any] = {}
+    if metadata and outcome.photo is not None:
+        entry.update(outcome.photo.to_fields())
+    entry.update(uri=outcome.source.uri, classes=classes)
     if outcome.concepts is not None:
         # Only when asked for (output.concepts): DeepDetect's own shape stays as it was.
         entry["concepts"] = [
@@ -37,9 +44,9 @@ def prediction_json(outcome: Outcome) -> dict[str, Any]:
 
 
 def predict_response(
-    outcomes: Sequence[Outcome], service: str, elapsed_ms: float
+    outcomes: Sequence[Outcome], service: str, elapsed_ms: float, *, metadata: bool = False
 ) -> dict[str, Any]:
-    predictions = [prediction_json(o) for o in outcomes]
+    predictions = [prediction_json(o, metadata=metadata) for o in outcomes]
     if predictions:
         predictions[-1]["last"] = True
     failed = sum(isinstance(o, ItemFailure) for o in outcomes)

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from orchestrator.enrichment import load_enricher
 from orchestrator.errors import ConfigError
 from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
@@ -141,6 +143,22 @@ def triton_pool(
     )
 
 
+def source_reader(
+    settings: Settings, http: httpx.AsyncClient, path_roots: tuple[Path, ...] | None
+) -> SourceReader:
+    """A reader under the configured fetch policy; ``path_roots`` None reads any path."""
+    return SourceReader(
+        http,
+        FetchPolicy(
+            max_bytes=settings.max_image_bytes,
+            allow_private=settings.fetch_allow_private,
+            path_roots=path_roots,
+            max_redirects=settings.fetch_max_redirects,
+        ),
+        concurrency=settings.fetch_concurrency,
+    )
+
+
 @asynccontextmanager
 async def tagging_session(
     settings: Settings,
@@ -156,16 +174,7 @@ async def tagging_session(
     model = await triton.connect()
     http = build_http_client(settings.fetch_timeout_s)
     try:
-        reader = SourceReader(
-            http,
-            FetchPolicy(
-                max_bytes=settings.max_image_bytes,
-                allow_private=settings.fetch_allow_private,
-                path_roots=path_roots,
-                max_redirects=settings.fetch_max_redirects,
-            ),
-            concurrency=settings.fetch_concurrency,
-        )
+        reader = source_reader(settings, http, path_roots)
         enricher = load_enricher(
             settings.model_repository / settings.text_model, settings.concept_threshold
         )
@@ -178,6 +187,7 @@ async def tagging_session(
                     metrics,
                     enricher=enricher,
                     decode_pool=pool,
+                    with_location=settings.index_location,
                 ),
                 model,
                 triton,

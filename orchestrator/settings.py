@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         "backoff, before it counts as failed.",
     )
 
+    # Photo metadata
+    index_location: bool = Field(
+        default=True,
+        description="Store where each photo was taken: its GPS position (`location`) and the "
+        "place named after it (`place`, from GeoNames data bundled offline). false: neither "
+        "is read nor stored, by any command or the server.",
+    )
+
     # Search
     search_backend: Literal["es", "embedded"] | None = Field(
         default=None,

@@ -33,6 +33,14 @@ _SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (0, b"II*\x00"),  # TIFF little-endian
     (0, b"MM\x00*"),  # TIFF big-endian
     (8, b"WEBP"),
+    # ISO base media files: HEIC/HEIF and AVIF photos, and Canon's CR3 RAW (brands "heic",
+    # "mif1", "avif", "crx "...). A video passes this too, and is refused by the decoder.
+    (4, b"ftyp"),
+    (0, b"IIRO"),  # Olympus ORF
+    (0, b"IIRS"),  # Olympus ORF
+    (0, b"MMOR"),  # Olympus ORF, big-endian
+    (0, b"IIU\x00"),  # Panasonic RW2
+    (0, b"FUJIFILMCCD-RAW"),  # Fujifilm RAF
 )
 
 

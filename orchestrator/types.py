@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from orchestrator.concepts import Concept
 from orchestrator.errors import ItemError
+from orchestrator.photo import PhotoMetadata
 
 
 class SourceKind(StrEnum):
@@ -43,6 +44,8 @@ class PreparedImage:
     width: int
     height: int
     sha256: str
+    #: What the photo says about itself (EXIF, XMP, IPTC), read from the same parse.
+    photo: PhotoMetadata | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Prediction:
     concepts: tuple[Concept, ...] | None = None
     #: The image's point in the text encoder's space (unit length), for semantic search.
     semantic: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    #: When, where and with what the photo was taken, and the user's own words about it.
+    photo: PhotoMetadata | None = None
 
 
 @dataclass(frozen=True)

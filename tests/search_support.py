@@ -58,9 +58,11 @@ def start_search_server(
     )
 
 
-def with_backend(settings: Settings, call: Callable[[SearchBackend], Awaitable[T]]) -> T:
+def with_backend(
+    settings: Settings, call: Callable[[SearchBackend], Awaitable[T]], writer: bool = False
+) -> T:
     async def main() -> T:
-        backend = await open_backend(settings)
+        backend = await open_backend(settings, writer=writer)
         try:
             return await call(backend)
         finally:
@@ -69,13 +71,19 @@ def with_backend(settings: Settings, call: Callable[[SearchBackend], Awaitable[T
     return asyncio.run(main())
 
 
-def index_documents(settings: Settings, documents: Sequence[ImageDocument]) -> list[bool]:
-    """Store ready-made documents (as an earlier deeptag wrote them); each result's ``ok``."""
+def index_documents(
+    settings: Settings, documents: Sequence[ImageDocument], writer: bool = False
+) -> list[bool]:
+    """Store ready-made documents (as an earlier deeptag wrote them); each result's ``ok``.
+
+    ``writer`` opens the backend as ``deeptag index`` does: an embedded folder written by an
+    earlier deeptag is upgraded first.
+    """
 
     async def add(backend: SearchBackend) -> list[bool]:
         return [result.ok async for result in backend.index(documents)]
 
-    return with_backend(settings, add)
+    return with_backend(settings, add, writer)
 
 
 def index_paths(

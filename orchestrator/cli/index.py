@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -26,9 +24,11 @@ from rich.progress import (
 
 from orchestrator import collect
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
-from orchestrator.errors import BadRequest, ModelNotFound, quote_input
+from orchestrator.cli.refresh import refresh_metadata
+from orchestrator.cli.refresh import summarise as summarise_refresh
+from orchestrator.cli.run_log import INDEXING, FailureLog, OutageNotices
+from orchestrator.errors import BadRequest, ModelNotFound
 from orchestrator.indexing import (
-    FailedImage,
     Indexer,
     IndexOptions,
     IndexStats,
@@ -52,54 +52,6 @@ class Engine(StrEnum):
     ray = "ray"
 
 
-class FailureLog:
-    """Every failure of this run, one JSON object per line, written as it happens."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: TextIO | None = None
-
-    def __enter__(self) -> FailureLog:
-        # The log describes this run (earlier failures are retried), and a run without
-        # failures leaves no file behind.
-        self.path.unlink(missing_ok=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-
-    def write(self, failure: FailedImage) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8")
-        self._file.write(json.dumps(asdict(failure)) + "\n")
-        self._file.flush()
-
-
-class OutageNotices:
-    """What the run waits for, on the progress bar and (once per outage) as a log line."""
-
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self.progress = progress
-        self.task = task
-        self.since: float | None = None
-
-    def __call__(self, notice: str | None) -> None:
-        if notice is None:
-            if self.since is not None:
-                waited = time.monotonic() - self.since
-                err_console.print(f"[green]resumed after {waited:.0f} s", highlight=False)
-            self.since = None
-            self.progress.update(self.task, description=INDEXING)
-            return
-        if self.since is None:
-            self.since = time.monotonic()
-            err_console.print(f"[yellow]{quote_input(notice, 300)}", highlight=False)
-        self.progress.update(self.task, description=f"[yellow]{quote_input(notice, 120)}")
-
-
-INDEXING = "[bold]indexing"
 #: sysexits' EX_TEMPFAIL: the run stopped for an outage; running it again resumes it.
 EXIT_OUTAGE = 75
 
@@ -272,9 +224,20 @@ def index(
             "local Ray for the run."
         ),
     ] = None,
+    refresh_metadata: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-metadata",
+            help="Only read what the photos say about themselves (date, camera, place, "
+            "keywords) into the documents already indexed; no model runs.",
+        ),
+    ] = False,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
     settings = load_settings(triton_url=triton_url, infer_batch_size=batch_size)
+    if refresh_metadata:
+        _refresh_only(settings, sources, sink, failures, reindex or bool(meta) or bool(model))
+        return
     custom_model = None if model is None else check_name(model)
     if custom_model == settings.model:
         raise BadRequest(f"--model {custom_model}: that is the model every image is tagged with")
@@ -299,6 +262,21 @@ def index(
     if stats.stopped_by is not None:
         raise typer.Exit(EXIT_OUTAGE)
     if stats.indexed + stats.skipped == 0:
+        raise typer.Exit(1)
+
+
+def _refresh_only(
+    settings: Settings, sources: list[str], sink: Sink | None, failures: Path, tagging: bool
+) -> None:
+    if tagging:
+        raise BadRequest(
+            "--refresh-metadata reads metadata only: it takes no --reindex, --meta or --model"
+        )
+    collect.check(sources)
+    with FailureLog(failures) as log:
+        stats = refresh_metadata(settings, sources, sink.kind if sink else None, log.write)
+    summarise_refresh(stats, str(failures))
+    if stats.updated + stats.unchanged == 0:
         raise typer.Exit(1)
 
 
@@ -384,3 +362,9 @@ def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
     )
     if stats.failed:
         err_console.print(f"failures and their reasons: {failures}", highlight=False)
+    if stats.metadata_warnings:
+        err_console.print(
+            f"{stats.metadata_warnings} unreadable photo metadata field(s) left out (the images "
+            "were indexed without them)",
+            highlight=False,
+        )

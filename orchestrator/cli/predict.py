@@ -48,6 +48,14 @@ def predict(
         float | None, typer.Option(help="Drop labels scoring below this.", min=0.0, max=1.0)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="DeepDetect's response shape.")] = False,
+    metadata: Annotated[
+        bool,
+        typer.Option(
+            "--metadata",
+            help="With --json: add what each photo says about itself (taken_at, camera, "
+            "place, keywords...), as /predict's output.metadata does.",
+        ),
+    ] = False,
     triton_url: Annotated[
         str | None, typer.Option(help="Use this Triton instead of a local one.")
     ] = None,
@@ -65,7 +73,8 @@ def predict(
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:
-        print(json.dumps(predict_response(outcomes, model or "imageserv", elapsed_ms)))
+        response = predict_response(outcomes, model or "imageserv", elapsed_ms, metadata=metadata)
+        print(json.dumps(response))
     else:
         console.print(render_table(outcomes))
     failures = [o for o in outcomes if isinstance(o, ItemFailure)]

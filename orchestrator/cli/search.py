@@ -16,10 +16,19 @@ from orchestrator.errors import BadRequest, DeeptagError, DocumentNotFound
 from orchestrator.pipeline import TagOptions
 from orchestrator.runtime import tagging_session, triton_for
 from orchestrator.search import hybrid
-from orchestrator.search.base import BackendKind, SearchBackend, SearchPage
+from orchestrator.search.base import (
+    NO_OPTIONS,
+    BackendKind,
+    ImageDocument,
+    SearchBackend,
+    SearchOptions,
+    SearchPage,
+)
+from orchestrator.search.facets import FACETS
 from orchestrator.search.factory import open_backend
 from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.search.options import SORT_HELP, search_options
 from orchestrator.search.results import mode_page_json
 from orchestrator.settings import Settings, load_settings
 from orchestrator.sources import classify
@@ -61,7 +70,13 @@ async def _like(backend: SearchBackend, settings: Settings, like: str, size: int
 
 
 async def _by_words_and_meaning(
-    backend: SearchBackend, settings: Settings, query: str, mode: SearchMode, size: int, offset: int
+    backend: SearchBackend,
+    settings: Settings,
+    query: str,
+    mode: SearchMode,
+    size: int,
+    offset: int,
+    options: SearchOptions = NO_OPTIONS,
 ) -> ModePage:
     """The query in ``mode``; Triton (for the text encoder) only when the query needs it."""
 
@@ -75,9 +90,11 @@ async def _by_words_and_meaning(
             encode=encode,
             unavailable=unavailable,
             min_score=settings.semantic_min_score,
+            options=options,
         )
 
-    if hybrid.runs_as_words(query, mode) or await backend.count_with("semantic") == 0:
+    ordered = options.sort is not None or options.near is not None
+    if ordered or hybrid.runs_as_words(query, mode) or await backend.count_with("semantic") == 0:
         return await run()
     with triton_for(settings) as triton:
         try:
@@ -100,12 +117,15 @@ async def _search(
     size: int,
     offset: int = 0,
     mode: SearchMode = "hybrid",
+    options: SearchOptions = NO_OPTIONS,
 ) -> ModePage:
     backend = await open_backend(settings, kind)
     try:
         if like:
             return ModePage(await _like(backend, settings, like, size), "words")
-        return await _by_words_and_meaning(backend, settings, query or "*", mode, size, offset)
+        return await _by_words_and_meaning(
+            backend, settings, query or "*", mode, size, offset, options
+        )
     finally:
         await backend.close()
 
@@ -113,16 +133,25 @@ async def _search(
 URI_MIN_WIDTH = 120
 
 
-def render(page: SearchPage) -> Table:
+def render(page: SearchPage, scored: bool = True) -> Table:
+    """The hits as a table; ``scored`` False for hits sorted by date, which have no score."""
     table = Table(
         caption=f"{page.total} hit{'' if page.total == 1 else 's'} in {page.took_ms:.0f} ms",
         show_lines=False,
     )
-    table.add_column("score", justify="right")
+    if scored:
+        table.add_column("score", justify="right")
     # The path or URL is what a user copies: it gets its width first (up to a bound) and the
     # word columns wrap instead; only a longer one folds.
     longest = max((len(hit.document.uri) for hit in page.hits), default=5)
     table.add_column("image", overflow="fold", min_width=min(longest, URI_MIN_WIDTH))
+    # When and where, for pages with photo metadata; an index from before has no such column.
+    dated = any(taken(hit.document) for hit in page.hits)
+    placed = any(place(hit.document) for hit in page.hits)
+    if dated:
+        table.add_column("taken", no_wrap=True)
+    if placed:
+        table.add_column("place")
     table.add_column("top categories")
     table.add_column("concepts")
     for hit in page.hits:
@@ -130,8 +159,34 @@ def render(page: SearchPage) -> Table:
             f"{c.category.split(' ', 1)[-1]} {c.score:.2f}" for c in hit.document.categories[:3]
         )
         concepts = ", ".join(c.concept for c in hit.document.concepts[:4])
-        table.add_row(f"{hit.score:.3f}", hit.document.uri, categories, concepts)
+        row = [f"{hit.score:.3f}"] if scored else []
+        row.append(hit.document.uri)
+        row += [taken(hit.document)] if dated else []
+        row += [place(hit.document)] if placed else []
+        table.add_row(*row, categories, concepts)
     return table
+
+
+def taken(document: ImageDocument) -> str:
+    """The date and time as the camera recorded them (its own clock), to the minute."""
+    when = document.photo.taken_at if document.photo else None
+    return when[:16].replace("T", " ") if when else ""
+
+
+def place(document: ImageDocument) -> str:
+    where = document.photo.place if document.photo else None
+    if where is None:
+        return ""
+    return ", ".join(p for p in (where.city, where.country_code or where.country) if p)
+
+
+def render_facets(page: SearchPage) -> str:
+    """One line per facet: ``year: 2019 (3), 2018 (1)``."""
+    lines = []
+    for facet in page.facets:
+        values = ", ".join(f"{v.value} ({v.count})" for v in facet.values) or "none"
+        lines.append(f"{facet.name}: {values}")
+    return "\n".join(lines)
 
 
 @user_errors
@@ -164,6 +219,25 @@ def search(
             "semantic: meaning only. Queries with field:value, ranges or AND/OR/- run as words.",
         ),
     ] = Mode.hybrid,
+    sort: Annotated[
+        str | None,
+        typer.Option(help=f"Order by date instead of relevance: {SORT_HELP}."),
+    ] = None,
+    near: Annotated[
+        str | None,
+        typer.Option(metavar="LAT,LON", help="Only photos taken near this point (with --within)."),
+    ] = None,
+    within: Annotated[
+        str | None,
+        typer.Option(metavar="DISTANCE", help="How far from --near: 500m, 20km."),
+    ] = None,
+    facets: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAMES",
+            help=f"Count the hits per value of these, comma-separated: {', '.join(FACETS)}.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the /search JSON.")] = False,
     sink: Annotated[
         Sink | None,
@@ -175,9 +249,14 @@ def search(
         raise BadRequest("give a QUERY or --like, not both")
     if like and offset:
         raise BadRequest("--from pages through QUERY hits; --like has no pages")
+    options = search_options(sort, near, within, facets)
+    if like and options != NO_OPTIONS:
+        raise BadRequest("--sort, --near and --facets apply to QUERY searches, not to --like")
     settings = load_settings()
     result = run_async(
-        _search(settings, sink.kind if sink else None, query, like, size, offset, mode.value)
+        _search(
+            settings, sink.kind if sink else None, query, like, size, offset, mode.value, options
+        )
     )
     if as_json:
         print(json.dumps(mode_page_json(result)))
@@ -187,4 +266,6 @@ def search(
     if not result.page.hits:
         console.print(f"no images match {query or like!r}")
     else:
-        console.print(render(result.page))
+        console.print(render(result.page, scored=options.sort is None))
+    if result.page.facets:
+        console.print(escape(render_facets(result.page)), highlight=False)

@@ -8,7 +8,9 @@ driver counts each image exactly once and reports its failure where it happened.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.indexing import FailedImage
+from orchestrator.photo import PhotoMetadata
 from orchestrator.preprocess import CROP_SIZE
 from orchestrator.types import ImageSource, ItemFailure, PreparedImage, SourceKind
 
@@ -48,6 +51,7 @@ DECODED_COLUMNS = (
     "width",
     "height",
     "pixels",
+    "photo",
 )
 TAGGED_COLUMNS = (*OUTCOME_COLUMNS, "sha256", "document")
 _INT_COLUMNS = frozenset({"width", "height"})
@@ -74,6 +78,7 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
             "width": 0,
             "height": 0,
             "pixels": b"",
+            "photo": "",
         }
     return row | {
         "status": Status.READY.value,
@@ -84,6 +89,7 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
         "width": outcome.width,
         "height": outcome.height,
         "pixels": np.ascontiguousarray(outcome.pixels, dtype=np.uint8).tobytes(),
+        "photo": photo_text(outcome.photo),
     }
 
 
@@ -95,7 +101,24 @@ def prepared_of(row: Mapping[str, Any]) -> PreparedImage:
         width=int(row["width"]),
         height=int(row["height"]),
         sha256=row["sha256"],
+        photo=photo_of(row.get("photo") or ""),
     )
+
+
+def photo_text(photo: PhotoMetadata | None) -> str:
+    """A photo's metadata as one JSON string column ("" for none); warnings travel too."""
+    if photo is None:
+        return ""
+    return json.dumps({"fields": photo.to_fields(), "warnings": list(photo.warnings)})
+
+
+def photo_of(text: str) -> PhotoMetadata | None:
+    """The inverse of :func:`photo_text`."""
+    if not text:
+        return None
+    value = json.loads(text)
+    notes = tuple(str(w) for w in value.get("warnings") or ())
+    return replace(PhotoMetadata.from_fields(value.get("fields") or {}), warnings=notes)
 
 
 def failure_of(row: Mapping[str, Any]) -> FailedImage | None:

@@ -107,7 +107,12 @@ class Decode(_Stage):
         super().__init__(settings)
         # Never connected: this Tagger only reads and decodes; Triton is the next stage's.
         triton = triton_pool(self.settings, tuple(Endpoint.parse(e) for e in endpoints))
-        self.tagger = Tagger(self._reader(), triton, self.settings.max_image_pixels)
+        self.tagger = Tagger(
+            self._reader(),
+            triton,
+            self.settings.max_image_pixels,
+            with_location=self.settings.index_location,
+        )
 
     def __call__(self, batch: Mapping[str, npt.NDArray[Any]]) -> Batch:
         sources = [source_of(row) for row in to_rows(batch)]

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from orchestrator.photo import PhotoMetadata
+
 BackendKind = Literal["es", "embedded"]
 
 #: Length of the model's ``embedding`` output (EfficientNet-Lite0 pooled features).
@@ -17,13 +19,20 @@ SEMANTIC_DIMS = 384
 VectorField = Literal["embedding", "semantic"]
 VECTOR_DIMS: dict[str, int] = {"embedding": EMBEDDING_DIMS, "semantic": SEMANTIC_DIMS}
 
-#: Where bare words of a query string look, in both backends.
+#: Where bare words of a query string look, in both backends: what the model saw, and what
+#: the photo says about itself (its place names and the user's own words).
 DEFAULT_QUERY_FIELDS = (
     "tags",
     "concepts.concept",
     "categories.category",
     "custom.category",
     "uri",
+    "keywords",
+    "title",
+    "description",
+    "place.city",
+    "place.region",
+    "place.country",
 )
 
 
@@ -67,6 +76,51 @@ class ImageDocument:
     semantic: tuple[float, ...] | None = field(default=None, repr=False)
     #: Categories of trained models (``deeptag index --model NAME``), best first per model.
     custom: tuple[CustomCategory, ...] = ()
+    #: When, where and with what the photo was taken; None for documents indexed before
+    #: deeptag read photo metadata.
+    photo: PhotoMetadata | None = None
+
+
+@dataclass(frozen=True)
+class GeoFilter:
+    """Documents whose ``location`` lies within ``meters`` of a point (great-circle)."""
+
+    lat: float  # -90..90
+    lon: float  # -180..180
+    meters: float  # > 0, bounded by geo.MAX_WITHIN_M
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """Hits by ``taken_at`` instead of relevance; documents without a date come last."""
+
+    field: Literal["taken_at"] = "taken_at"
+    descending: bool = False  # newest first
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What a word search may add to its query string: an order, a place, value counts."""
+
+    sort: SortOrder | None = None
+    near: GeoFilter | None = None
+    #: Names from facets.FACETS, each counted over every hit of the query.
+    facets: tuple[str, ...] = ()
+
+
+NO_OPTIONS = SearchOptions()
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str  # "2019", "EOS 5D Mark IV"
+    count: int  # documents among the hits with this value
+
+
+@dataclass(frozen=True)
+class Facet:
+    name: str  # "year", "camera.model"
+    values: tuple[FacetValue, ...]
 
 
 @dataclass(frozen=True)
@@ -80,6 +134,8 @@ class SearchPage:
     total: int
     hits: tuple[SearchHit, ...]
     took_ms: float
+    #: One per requested facet, in the order asked for.
+    facets: tuple[Facet, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,8 +163,10 @@ class SearchBackend(Protocol):
     def index(self, documents: Sequence[ImageDocument]) -> AsyncIterator[IndexResult]:
         """Index documents; yield one result per document, failures included."""
 
-    async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
-        """An ES ``q=`` style query string."""
+    async def search(
+        self, query: str, size: int = 10, offset: int = 0, options: SearchOptions = NO_OPTIONS
+    ) -> SearchPage:
+        """An ES ``q=`` style query string, ordered, filtered and counted as ``options`` say."""
 
     async def knn(
         self,
@@ -121,6 +179,9 @@ class SearchBackend(Protocol):
 
     async def count_with(self, field: VectorField) -> int:
         """How many documents have a ``field`` vector (older ones may lack ``semantic``)."""
+
+    async def count_with_photo(self) -> int:
+        """How many documents carry photo metadata (those indexed before it have none)."""
 
     async def get(self, doc_id: str) -> ImageDocument | None: ...
 

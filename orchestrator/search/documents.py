@@ -8,25 +8,31 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.photo import PHOTO_FIELDS, PhotoMetadata
 from orchestrator.search.base import Category, ConceptScore, CustomCategory, ImageDocument
+from orchestrator.search.photo_fields import storable
 from orchestrator.triton.model_info import ModelInfo
 from orchestrator.types import Prediction
 
-#: Fields deeptag owns; user metadata may not overwrite them.
-RESERVED_FIELDS = frozenset(
-    {
-        "uri",
-        "categories",
-        "tags",
-        "concepts",
-        "custom",
-        "embedding",
-        "semantic",
-        "width",
-        "height",
-        "model",
-        "indexed_at",
-    }
+#: Fields deeptag owns; user metadata may not overwrite them. The photo's own fields are
+#: among them: they are read from the image, and searched and sorted by their names.
+RESERVED_FIELDS = (
+    frozenset(
+        {
+            "uri",
+            "categories",
+            "tags",
+            "concepts",
+            "custom",
+            "embedding",
+            "semantic",
+            "width",
+            "height",
+            "model",
+            "indexed_at",
+        }
+    )
+    | PHOTO_FIELDS
 )
 
 
@@ -81,6 +87,8 @@ def document_from_prediction(
         ),
         semantic=_floats(prediction.semantic),
         custom=tuple(custom),
+        # Read from the image's own bytes; predictions made before then carry none.
+        photo=prediction.photo,
     )
 
 
@@ -107,11 +115,21 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         model=document.model,
         indexed_at=document.indexed_at,
     )
+    if document.photo is not None:
+        source.update(storable(document.photo).to_fields())
     if document.embedding is not None:
         source["embedding"] = list(document.embedding)
     if document.semantic is not None:
         source["semantic"] = list(document.semantic)
     return source
+
+
+def photo_from_source(source: Mapping[str, Any]) -> PhotoMetadata | None:
+    """The photo metadata of a stored document; None when it has none of the photo fields
+    (indexed before deeptag read them)."""
+    if not PHOTO_FIELDS.intersection(source):
+        return None
+    return PhotoMetadata.from_fields(source)
 
 
 def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocument:
@@ -149,4 +167,5 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         concepts=concepts,
         semantic=tuple(float(x) for x in semantic) if semantic else None,
         custom=custom,
+        photo=photo_from_source(source),
     )

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import InvalidQuery, SearchBackendError, SearchBackendUnavailable
 from orchestrator.search.base import (
     DEFAULT_QUERY_FIELDS,
-    EMBEDDING_DIMS,
-    SEMANTIC_DIMS,
+    NO_OPTIONS,
     VECTOR_DIMS,
     BackendKind,
     ImageDocument,
     IndexResult,
     SearchHit,
+    SearchOptions,
     SearchPage,
     VectorField,
 )
@@ -27,6 +27,9 @@ from orchestrator.search.es_errors import (
     is_transient_error,
     item_is_transient,
 )
+from orchestrator.search.es_mapping import added_fields, index_mapping
+from orchestrator.search.es_query import search_body
+from orchestrator.search.facets import facets_from
 from orchestrator.search.limits import MAX_KNN_K, check_k, check_query, check_window, shown
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
@@ -34,50 +37,7 @@ from orchestrator.settings import Settings
 if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
-
-_WORDS = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
-
-
-def _dense_vector(dims: int) -> dict[str, Any]:
-    return {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine"}
-
-
-def added_fields() -> dict[str, Any]:
-    """The fields concepts, semantic search and trained models added: put on indexes
-    created before them."""
-    return {
-        "concepts": {"properties": {"concept": _WORDS, "score": {"type": "float"}}},
-        "semantic": _dense_vector(SEMANTIC_DIMS),
-        # An object array, not nested: `custom.model:astro AND astronaut` may pair a model
-        # with another model's category, which a filter by model does not mind.
-        "custom": {
-            "properties": {
-                "model": {"type": "keyword"},
-                "category": _WORDS,
-                "score": {"type": "float"},
-            }
-        },
-    }
-
-
-def index_mapping(dims: int = EMBEDDING_DIMS) -> dict[str, Any]:
-    """Field types for the document shape; user metadata is mapped dynamically."""
-    return {
-        "properties": {
-            "uri": _WORDS,
-            "categories": {
-                "properties": {"category": _WORDS, "score": {"type": "float"}},
-            },
-            "tags": _WORDS,
-            "embedding": _dense_vector(dims),
-            "width": {"type": "integer"},
-            "height": {"type": "integer"},
-            "model": {"type": "keyword"},
-            "indexed_at": {"type": "date"},
-            **added_fields(),
-        }
-    }
-
+__all__ = ["ElasticsearchBackend", "added_fields", "index_mapping"]
 
 #: Hits carry everything but the vectors (1280 + 384 floats), which only kNN needs.
 _SOURCE_EXCLUDES = ["embedding", "semantic"]
@@ -158,23 +118,41 @@ class ElasticsearchBackend:
             raise self._unreachable(e) from e
 
     async def _add_new_fields(self) -> None:
-        """Map concepts, ``semantic`` and ``custom`` on an index made before them, before any
-        document brings them: dynamic mapping would make the vector a plain float array."""
+        """Map the fields added since an index was made (concepts, ``semantic``, ``custom``,
+        photo metadata) before any document brings them: dynamic mapping would make the
+        vector a plain float array, ``taken_at`` maybe a string and ``location`` two floats."""
         from elasticsearch import ApiError
 
         response = await self.client.indices.get_mapping(index=self.index_name)
         indexes: dict[str, Any] = dict(response)
+        fields = added_fields()
         for entry in indexes.values():
-            if "custom" in entry.get("mappings", {}).get("properties", {}):
+            mapped = entry.get("mappings", {}).get("properties", {})
+            if all(name in mapped for name in fields):
                 return
         try:
-            await self.client.indices.put_mapping(index=self.index_name, properties=added_fields())
+            await self.client.indices.put_mapping(index=self.index_name, properties=fields)
         except ApiError:
-            # Refused (a conflicting field of that name): searching by words still works,
-            # and semantic search reports no vectors for this index.
-            return
+            # A field of one of these names mapped otherwise (user metadata, dynamically)
+            # refuses the whole call: put the others one by one.
+            for name, mapping in fields.items():
+                try:
+                    await self.client.indices.put_mapping(
+                        index=self.index_name, properties={name: mapping}
+                    )
+                except ApiError:
+                    # Searching by words still works; semantic search reports no vectors,
+                    # and searches by that photo field find what the old mapping allows.
+                    continue
 
     async def count_with(self, field: VectorField) -> int:
+        return await self._count_existing(field)
+
+    async def count_with_photo(self) -> int:
+        # Every image whose metadata was read has a format; older documents have none.
+        return await self._count_existing("format")
+
+    async def _count_existing(self, field: str) -> int:
         from elasticsearch import ApiError
 
         try:
@@ -245,7 +223,9 @@ class ElasticsearchBackend:
             return
         await self._call(self.client.indices.refresh(index=self.index_name))
 
-    async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
+    async def search(
+        self, query: str, size: int = 10, offset: int = 0, options: SearchOptions = NO_OPTIONS
+    ) -> SearchPage:
         from elasticsearch import BadRequestError
 
         # Checked here too, so both backends refuse the same requests in the same words.
@@ -253,19 +233,7 @@ class ElasticsearchBackend:
         query = query.strip()
         check_query(query)
         started = time.perf_counter()
-        params: dict[str, Any] = {}
-        if query in ("", "*"):
-            params["query"] = {"match_all": {}}
-        else:
-            # q= semantics, with bare words looking where the embedded index looks; lenient:
-            # a word compared with a numeric or date field is no match rather than an error.
-            params["query"] = {
-                "query_string": {
-                    "query": query,
-                    "fields": list(DEFAULT_QUERY_FIELDS),
-                    "lenient": True,
-                }
-            }
+        body = search_body(query, DEFAULT_QUERY_FIELDS, options)
         try:
             response = await self._call(
                 self.client.search(
@@ -274,13 +242,18 @@ class ElasticsearchBackend:
                     from_=offset,
                     track_total_hits=True,
                     source_excludes=_SOURCE_EXCLUDES,
-                    **params,
+                    **body,
                 ),
                 passthrough=(BadRequestError,),
             )
         except BadRequestError as e:
             raise InvalidQuery(f"query {shown(query)}: {describe(e)[:200]}") from e
-        return _page(response, started)
+        page = _page(response, started)
+        if not options.facets:
+            return page
+        aggregations = response.get("aggregations")
+        facets = facets_from(options.facets, aggregations)
+        return SearchPage(page.total, page.hits, page.took_ms, facets)
 
     async def knn(
         self,

@@ -27,15 +27,18 @@ import tantivy
 from orchestrator.errors import InvalidQuery, SearchBackendError
 from orchestrator.search.base import (
     EMBEDDING_DIMS,
+    NO_OPTIONS,
     VECTOR_DIMS,
     BackendKind,
     ImageDocument,
     IndexResult,
     SearchHit,
+    SearchOptions,
     SearchPage,
     VectorField,
 )
 from orchestrator.search.embedded_query import parse, query_fields
+from orchestrator.search.embedded_search import find
 from orchestrator.search.embedded_store import (
     CURRENT_FIELDS,
     REINDEX_ADVICE,
@@ -50,6 +53,7 @@ from orchestrator.search.embedded_store import (
     write_and_commit,
 )
 from orchestrator.search.limits import check_k, check_query, check_window, shown
+from orchestrator.search.photo_query import rewrite_dates
 from orchestrator.search.vectors import Vectors, normalise_rows, top_k, unit_vector
 
 T = TypeVar("T")
@@ -147,7 +151,9 @@ class EmbeddedIndex:
         for result in await self._run(self._index_batch, list(documents)):
             yield result
 
-    async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
+    async def search(
+        self, query: str, size: int = 10, offset: int = 0, options: SearchOptions = NO_OPTIONS
+    ) -> SearchPage:
         """An ES ``q=`` style query; ``""`` and ``"*"`` match every document.
 
         Raises:
@@ -159,8 +165,8 @@ class EmbeddedIndex:
         query = query.strip()
         check_query(query)
         started = time.perf_counter()
-        total, hits = await self._run(self._search, query, size, offset)
-        return SearchPage(total, hits, _elapsed_ms(started))
+        page = await self._run(self._search, query, size, offset, options)
+        return SearchPage(page.total, page.hits, _elapsed_ms(started), page.facets)
 
     async def knn(
         self,
@@ -180,6 +186,13 @@ class EmbeddedIndex:
         if field not in self._present:
             return 0
         return await self._run(lambda: len(self._vectors(field).rows))
+
+    async def count_with_photo(self) -> int:
+        # Every image whose metadata was read has a format; older documents have none.
+        if "format.keyword" not in self._present:
+            return 0
+        query = tantivy.Query.exists_query("format.keyword")
+        return await self._run(lambda: hit_count(self._searcher().search(query, 1, count=True)))
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         """The document with its vectors, or ``None`` when the id is not indexed."""
@@ -244,12 +257,11 @@ class EmbeddedIndex:
             return None
         return from_stored(searcher.doc(hits[0][1]), with_vectors=True)
 
-    def _search(self, query: str, size: int, offset: int) -> tuple[int, tuple[SearchHit, ...]]:
-        parsed = parse(self._require_open(), query, self._fields)
+    def _search(self, query: str, size: int, offset: int, options: SearchOptions) -> SearchPage:
+        parsed = parse(self._require_open(), rewrite_dates(query), self._fields, as_typed=query)
         searcher = self._searcher()
         try:
-            # tantivy panics on a limit of 0; ES answers size=0 with the total only.
-            result = searcher.search(parsed, max(size, 1), count=True, offset=offset)
+            found = find(searcher, self._schema, parsed, self._present, size, offset, options)
         except BaseException as e:
             if not is_panic(e):
                 raise
@@ -262,10 +274,9 @@ class EmbeddedIndex:
                 "year:<=2020.5)"
             ) from e
         hits = tuple(
-            SearchHit(from_stored(searcher.doc(address)), float(score))
-            for score, address in result.hits[:size]
+            SearchHit(from_stored(searcher.doc(address)), score) for score, address in found.hits
         )
-        return hit_count(result), hits
+        return SearchPage(found.total, hits, 0.0, found.facets)
 
     def _id_query(self, doc_id: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, "id", doc_id)

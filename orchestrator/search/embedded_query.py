@@ -49,7 +49,7 @@ def parse(
         rewritten = _in_metadata(query, sorted({str(getattr(e, "field", "")) for e in unknown}))
         if rewritten != query:
             # Terms on metadata resolve by themselves; ranges (`year:>2000`) need the path.
-            return parse(index, rewritten, fields, as_typed=query)
+            return parse(index, rewritten, fields, as_typed=as_typed or query)
         reasons = [str(error) for error in unknown]
     if errors and not reasons:
         return lenient

@@ -3,9 +3,9 @@
 Field names are Elasticsearch's dotted paths (``categories.category``, ``concepts.concept``), so
 the same ``q=`` strings work on both backends. Each document also keeps its whole JSON (as
 :func:`document_to_source` writes it, minus the vectors) and its float32 vectors as stored
-bytes. A folder written before concepts, semantic vectors or trained models' categories existed
-is opened with the fields it has (searching it by words works) and upgraded in place when a
-writer opens it.
+bytes. A folder written before concepts, semantic vectors, trained models' categories or
+photo metadata existed is opened with the fields it has (searching it by words works) and
+upgraded in place when a writer opens it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import tantivy
 from orchestrator.errors import DeeptagError, IndexLocked, SearchBackendError
 from orchestrator.search.base import EMBEDDING_DIMS, SEMANTIC_DIMS, ImageDocument
 from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.search.embedded_photo import PHOTO_SCHEMA_FIELDS, add_photo, add_photo_fields
 from orchestrator.search.vectors import embedding_bytes
 
 #: The writer's indexing memory: small enough for a laptop, large enough that a batch of a few
@@ -46,6 +47,7 @@ NEW_FIELDS = frozenset(
         "custom.model",
         "custom.category",
         "custom.score",
+        *PHOTO_SCHEMA_FIELDS,
     }
 )
 REINDEX_ADVICE = "run `deeptag index --reindex FOLDER...` on the images to add them"
@@ -77,6 +79,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_bytes_field(SOURCE_FIELD, stored=True)
     builder.add_bytes_field(EMBEDDING_FIELD, stored=True)
     builder.add_bytes_field(SEMANTIC_FIELD, stored=True)
+    add_photo_fields(builder)
     return builder.build()
 
 
@@ -252,6 +255,7 @@ def to_tantivy(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> tantivy.D
     doc.add_bytes(SOURCE_FIELD, json.dumps(source, allow_nan=False).encode())
     if document.metadata:
         doc.add_json(METADATA_FIELD, dict(document.metadata))
+    add_photo(doc, document.id, source)
     if document.embedding is not None:
         doc.add_bytes(EMBEDDING_FIELD, embedding_bytes(document.embedding, dims))
     if document.semantic is not None:

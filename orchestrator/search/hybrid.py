@@ -5,6 +5,8 @@ with reciprocal rank fusion (Cormack et al., 2009: each list adds ``1 / (60 + ra
 ranking is the same everywhere. Fusing ranks rather than scores needs no calibration between
 BM25 and cosine. A structured query (``field:value``, ranges, ``AND``/``OR``/``-``, groups,
 wildcards) keeps its exact meaning: it runs as words only. A quoted phrase is still free text.
+So does a search sorted by date or filtered by distance: those order and filter word matches.
+Facets count the word matches of the query in every mode.
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.search.base import SearchBackend, SearchHit, SearchPage
+from orchestrator.errors import BadRequest
+from orchestrator.search.base import (
+    NO_OPTIONS,
+    Facet,
+    SearchBackend,
+    SearchHit,
+    SearchOptions,
+    SearchPage,
+)
 from orchestrator.search.limits import MAX_KNN_K, MAX_RESULT_WINDOW, check_query, check_window
+from orchestrator.search.photo_query import involves_photo, photo_notice
 
 SearchMode = Literal["hybrid", "words", "semantic"]
 MODES: tuple[SearchMode, ...] = ("hybrid", "words", "semantic")
@@ -92,40 +103,76 @@ async def search(
     encode: Encode | None = None,
     unavailable: str | None = None,
     min_score: float = 0.0,
+    options: SearchOptions = NO_OPTIONS,
 ) -> ModePage:
     """The page of ``query`` in ``mode``; ``encode`` embeds query text (None: words only,
-    ``unavailable`` saying why).
+    ``unavailable`` saying why). With a sort or a distance in ``options`` it runs as words.
 
     Raises:
-        InvalidQuery, BadRequest: as :meth:`SearchBackend.search` does.
+        InvalidQuery, BadRequest: as :meth:`SearchBackend.search` does, and for a sort or a
+            distance in semantic mode, which has no word matches to order or filter.
     """
     query = query.strip()
     check_window(size, offset)
     check_query(query)
-    if runs_as_words(query, mode):
-        return ModePage(await backend.search(query or "*", size=size, offset=offset), "words")
+    ordered = options.sort is not None or options.near is not None
+    if ordered and mode == "semantic":
+        raise BadRequest(
+            "sort and near order and filter the query's word matches: use them with mode "
+            "hybrid or words, not semantic"
+        )
+    photo = await _photo_notice(backend, query, options)
+    if ordered or runs_as_words(query, mode):
+        page = await backend.search(query or "*", size=size, offset=offset, options=options)
+        return ModePage(page, "words", photo)
     started = time.perf_counter()
     notice = await _coverage_notice(backend)
     if encode is None or notice == _NONE_HAVE_VECTORS:
         why = notice or f"semantic search is unavailable: {unavailable or 'no text encoder'}"
         if mode == "semantic":
-            return ModePage(SearchPage(0, (), _ms(started)), "semantic", why)
-        return ModePage(await backend.search(query, size=size, offset=offset), "words", why)
+            page = SearchPage(0, (), _ms(started), await _facets(backend, query, options))
+            return ModePage(page, "semantic", _joined(why, photo))
+        page = await backend.search(query, size=size, offset=offset, options=options)
+        return ModePage(page, "words", _joined(why, photo))
     window = offset + size
     depth = depth_for(window)
     vector = await encode(semantic_text(query))
     found = await backend.knn(vector, k=depth, field="semantic")
     semantic = [hit for hit in found.hits if hit.score >= min_score]
+    facets = await _facets(backend, query, options)
     if mode == "semantic":
-        page = SearchPage(len(semantic), tuple(semantic[offset:window]), _ms(started))
-        return ModePage(page, "semantic", notice)
+        page = SearchPage(len(semantic), tuple(semantic[offset:window]), _ms(started), facets)
+        return ModePage(page, "semantic", _joined(notice, photo))
     words = await backend.search(query, size=depth)
     documents = {hit.document.id: hit.document for hit in (*semantic, *words.hits)}
     fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in semantic]])
     word_ids = {hit.document.id for hit in words.hits}
     total = words.total + sum(hit.document.id not in word_ids for hit in semantic)
     hits = tuple(SearchHit(documents[doc_id], score) for doc_id, score in fused[offset:window])
-    return ModePage(SearchPage(total, hits, _ms(started)), "hybrid", notice)
+    page = SearchPage(total, hits, _ms(started), facets)
+    return ModePage(page, "hybrid", _joined(notice, photo))
+
+
+async def _facets(backend: SearchBackend, query: str, options: SearchOptions) -> tuple[Facet, ...]:
+    """The facets of the query's word matches (what meaning finds has no count to give)."""
+    if not options.facets:
+        return ()
+    counted = await backend.search(query, size=0, options=SearchOptions(facets=options.facets))
+    return counted.facets
+
+
+async def _photo_notice(backend: SearchBackend, query: str, options: SearchOptions) -> str | None:
+    """What to say when a search that looks at photo metadata meets documents without it."""
+    if not involves_photo(query, options):
+        return None
+    total = await backend.count()
+    if total == 0:
+        return None
+    return photo_notice(total - await backend.count_with_photo(), total)
+
+
+def _joined(*notices: str | None) -> str | None:
+    return " ".join(n for n in notices if n) or None
 
 
 _NONE_HAVE_VECTORS = (

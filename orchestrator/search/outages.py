@@ -15,10 +15,12 @@ from typing import TypeVar
 from orchestrator.errors import SearchBackendUnavailable
 from orchestrator.retry import RetryPolicy, Waiting, not_waiting, ride_out
 from orchestrator.search.base import (
+    NO_OPTIONS,
     BackendKind,
     ImageDocument,
     IndexResult,
     SearchBackend,
+    SearchOptions,
     SearchPage,
     VectorField,
 )
@@ -74,8 +76,10 @@ class OutageTolerantBackend:
         for result in settled:
             yield result
 
-    async def search(self, query: str, size: int = 10, offset: int = 0) -> SearchPage:
-        return await self._ride(lambda: self.inner.search(query, size, offset))
+    async def search(
+        self, query: str, size: int = 10, offset: int = 0, options: SearchOptions = NO_OPTIONS
+    ) -> SearchPage:
+        return await self._ride(lambda: self.inner.search(query, size, offset, options))
 
     async def knn(
         self,
@@ -88,6 +92,9 @@ class OutageTolerantBackend:
 
     async def count_with(self, field: VectorField) -> int:
         return await self._ride(lambda: self.inner.count_with(field))
+
+    async def count_with_photo(self) -> int:
+        return await self._ride(self.inner.count_with_photo)
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         return await self._ride(lambda: self.inner.get(doc_id))

@@ -14,7 +14,10 @@ def thumbnail_url(document: ImageDocument) -> str:
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
+    """A hit as JSON: the photo's own fields (``taken_at``, ``camera``, ``place``...) sit at
+    the top level, as they are stored, and only those the photo has."""
     document = hit.document
+    photo = document.photo.to_fields() if document.photo is not None else {}
     return {
         "id": document.id,
         "uri": document.uri,
@@ -28,15 +31,22 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "height": document.height,
         "metadata": dict(document.metadata),
         "thumbnail": thumbnail_url(document),
+        **photo,
     }
 
 
 def page_json(page: SearchPage) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "total": page.total,
         "took_ms": round(page.took_ms, 3),
         "hits": [hit_json(hit) for hit in page.hits],
     }
+    if page.facets:
+        body["facets"] = {
+            facet.name: [{"value": v.value, "count": v.count} for v in facet.values]
+            for facet in page.facets
+        }
+    return body
 
 
 def mode_page_json(result: ModePage) -> dict[str, Any]:

@@ -132,16 +132,59 @@ class Category(_Open):
     score: float
 
 
+class Camera(_Open):
+    make: str | None = None
+    model: str | None = None
+
+
+class Exposure(_Open):
+    iso: int | None = None
+    f_number: float | None = None
+    exposure_time: float | None = Field(default=None, description="Seconds.")
+    focal_length: float | None = Field(default=None, description="Millimetres.")
+
+
+class Location(_Open):
+    lat: float
+    lon: float
+
+
+class Place(_Open):
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    country_code: str | None = Field(default=None, description="ISO 3166-1 alpha-2: FR.")
+
+
 class SearchHit(_Open):
+    """A hit; the photo's own fields are present when the image has them."""
+
     id: str
     uri: str
-    score: float
+    score: float = Field(description="Relevance; 0 when hits are sorted by date.")
     categories: list[Category]
     concepts: list[Concept]
     width: int | None
     height: int | None
     metadata: dict[str, Any]
     thumbnail: str
+    taken_at: str | None = Field(
+        default=None, description="ISO 8601, with the offset the camera recorded, if any."
+    )
+    camera: Camera | None = None
+    lens: str | None = None
+    exposure: Exposure | None = None
+    location: Location | None = None
+    place: Place | None = None
+    keywords: list[str] | None = None
+    title: str | None = None
+    description: str | None = None
+    format: str | None = Field(default=None, description="JPEG, PNG, HEIF, RAW...")
+
+
+class FacetBucket(_Open):
+    value: str = Field(description="A year (2019) or a field's whole value (EOS 5D Mark IV).")
+    count: int = Field(description="Hits of the query with this value.")
 
 
 class SearchResponse(_Open):
@@ -151,7 +194,15 @@ class SearchResponse(_Open):
     mode: Literal["hybrid", "words", "semantic"] | None = Field(
         default=None, description="The mode that ran (query searches)."
     )
-    notice: str | None = Field(default=None, description="Why a mode fell back, if it did.")
+    notice: str | None = Field(
+        default=None,
+        description="Why a mode fell back, or how many images lack what the search uses.",
+    )
+    facets: dict[str, list[FacetBucket]] | None = Field(
+        default=None,
+        description="With facets=: per facet, its values among all hits with their counts; "
+        "years newest first, other values most frequent first.",
+    )
 
 
 class IndexFailure(_Open):

@@ -48,6 +48,9 @@ class OutputOptions(StrictModel):
     network: NetworkOptions | None = None
     #: deeptag extension: each prediction also lists its WordNet concepts (``dog``, ``fruit``).
     concepts: bool = False
+    #: deeptag extension: each prediction also carries what the photo says about itself
+    #: (``taken_at``, ``camera``, ``place``, ``keywords``...), for templates to write.
+    metadata: bool = False
 
 
 class InputOptions(_Lenient):
@@ -122,6 +125,19 @@ class SearchRequest(StrictModel):
         ge=0,
         alias="from",
         description=f"Hits to skip; from + size is at most {MAX_RESULT_WINDOW}, as on ES",
+    )
+    sort: str | None = Field(
+        default=None,
+        description="taken_at (oldest first) or -taken_at (newest first); photos without a "
+        "date come last. Default: relevance.",
+    )
+    near: str | None = Field(
+        default=None, description="LAT,LON in decimal degrees, with within: 48.8584,2.2945"
+    )
+    within: str | None = Field(default=None, description="How far from near: 500m, 20km")
+    facets: str | list[str] | None = Field(
+        default=None,
+        description="Facet names, comma-separated or a list: year, camera.model, place.country...",
     )
 
 

@@ -56,6 +56,7 @@ class ServerState:
                     self.settings.max_image_pixels,
                     self.metrics,
                     chunk_size=self.settings.predict_chunk_size,
+                    with_location=self.settings.index_location,
                     enricher=load_enricher(
                         self.settings.model_repository / self.settings.text_model,
                         self.settings.concept_threshold,

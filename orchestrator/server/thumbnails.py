@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from orchestrator.errors import (
     CorruptImage,
@@ -34,6 +34,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fetch import SourceReader
 from orchestrator.files import write_atomically
+from orchestrator.formats import BROWSER_MEDIA_TYPES, browser_image, open_image, upright_rgb
 from orchestrator.netguard import check_fetch_url
 from orchestrator.search.base import ImageDocument
 from orchestrator.types import ImageSource, SourceKind
@@ -42,15 +43,8 @@ from orchestrator.types import ImageSource, SourceKind
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 82
 
-#: What a browser is told each format is; anything else is not served as an image.
-MEDIA_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
+#: What ``/images/{id}`` may answer: formats browsers show as they are, and JPEG for the rest.
+MEDIA_TYPES = dict(BROWSER_MEDIA_TYPES)
 
 
 def is_remote(uri: str) -> bool:
@@ -144,47 +138,38 @@ def read_local(document: ImageDocument, max_bytes: int) -> tuple[bytes, FileStam
 
 
 def render_thumbnail(data: bytes, name: str, max_pixels: int) -> bytes:
-    """An upright RGB JPEG whose longest side is at most THUMBNAIL_SIZE (CPU-bound)."""
+    """An upright RGB JPEG whose longest side is at most THUMBNAIL_SIZE (CPU-bound).
+
+    Any format deeptag indexes (HEIC and RAW previews included) becomes a JPEG a browser shows.
+    """
     shown = quote_input(name)
+    opened = open_image(data, name, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                width, height = opened.size
-                if width * height > max_pixels:
-                    raise ImageTooLarge(
-                        f"{shown}: {width}x{height} is over the {max_pixels} pixel limit"
-                    )
+            with opened.image as image:
                 # JPEGs decode at a fraction of their size when that is all we need.
-                opened.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
-                opened.load()
-                try:
-                    image = ImageOps.exif_transpose(opened)
-                except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-                    image = opened
-                image = image.convert("RGB")
-                image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+                if image.format == "JPEG":
+                    image.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
+                image.load()
+                rgb = upright_rgb(image)
+                rgb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
                 out = io.BytesIO()
-                image.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+                rgb.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
                 return out.getvalue()
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{shown}: {e}") from e
-    except UnidentifiedImageError as e:
-        raise NotAnImage(f"{shown}: not a decodable image") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImage(f"{shown}: corrupt or truncated image: {e}") from e
 
 
-def media_type(document: ImageDocument, data: bytes) -> str:
-    """The Content-Type of an original image, from its content (only reads the header)."""
+def viewable(document: ImageDocument, data: bytes, max_pixels: int) -> tuple[bytes, str]:
+    """The original as a browser can show it, and its Content-Type (CPU-bound): the bytes as
+    they are for JPEG, PNG, GIF, WebP, BMP and AVIF, an upright JPEG for HEIC, RAW and TIFF."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            found = MEDIA_TYPES.get(image.format or "")
-    except (OSError, ValueError, SyntaxError):
-        found = None
-    if found is None:
-        raise NotAnImage(f"{quote_input(document.uri)}: not an image a browser can show")
-    return found
+        return browser_image(data, document.uri, max_pixels)
+    except NotAnImage as e:
+        raise NotAnImage(f"{quote_input(document.uri)}: not an image a browser can show") from e
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -10,6 +10,7 @@ Which files those two may read is decided by the index, not by ``DEEPTAG_IMAGE_R
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ from orchestrator.server.thumbnails import (
     THUMBNAIL_SIZE,
     IndexedImages,
     display_name,
-    media_type,
+    viewable,
 )
 
 router = APIRouter()
@@ -215,12 +216,15 @@ async def image(doc_id: str, request: Request, state: State) -> Response:
     """Indexed image ``doc_id`` itself, read from its file or URL and checked against its id."""
     document = await _indexed(state, doc_id)
     data = await _images(state).original(document)
+    shown, media = await asyncio.to_thread(
+        viewable, document, data, state.settings.max_image_pixels
+    )
     # RFC 5987 form, so any file name survives the header; "inline" so it opens in the tab.
     disposition = f"inline; filename*=UTF-8''{quote(display_name(document.uri), safe='')}"
     return _image_response(
         request,
-        data,
-        media_type(document, data),
+        shown,
+        media,
         f'"{doc_id}"',
         **{"Content-Disposition": disposition},
     )

@@ -1,6 +1,15 @@
 // The deeptag search page: plain ES module, no framework, no build step, nothing from a CDN.
 // It speaks the same HTTP API as curl: GET/POST /search, POST /index, GET /info.
 
+import {
+  FACET_PARAM,
+  SORTS,
+  filterClauses,
+  narrowed,
+  photoLine,
+  renderFacets,
+} from "./library.js";
+
 const PAGE = 24; // results per request
 const MAX_K = 1000; // the server's limit on k
 const BATCH = 4; // files per POST /index
@@ -32,6 +41,8 @@ const el = {
   drop: $("drop"),
   forgetKey: $("forget-key"),
   modelFilter: $("model-filter"),
+  sort: $("sort"),
+  facets: $("facets"),
 };
 
 /** What the page shows: a query string, or the images most like an example. */
@@ -45,6 +56,8 @@ const view = {
   hits: [],
   total: 0,
   done: true,
+  filters: [], // chosen facet values: [{name: "year", value: "2019"}]
+  sort: "", // "" (relevance), "taken_at" or "-taken_at"
 };
 let generation = 0; // drops answers to searches that were superseded
 let busy = false;
@@ -310,6 +323,8 @@ function card(hit) {
   name.textContent = displayName(hit.uri, hit.id);
   name.title = `${hit.uri || name.textContent}: open the full image`;
   body.append(name);
+  const when = photoLine(hit);
+  if (when) body.append(when);
   body.append(
     chipList(
       "cats",
@@ -456,7 +471,9 @@ async function run(append = false) {
         size: String(PAGE),
         from: String(from),
         mode: "hybrid",
+        facets: FACET_PARAM,
       });
+      if (view.sort) params.set("sort", view.sort);
       page = await api(`search?${params}`);
       if (mine !== generation) return;
       fresh = page.hits;
@@ -470,6 +487,8 @@ async function run(append = false) {
     }
     view.hits.push(...fresh);
     el.results.append(...fresh.map(card));
+    if (view.mode === "like") el.facets.hidden = true;
+    else if (!append) renderFacets(el.facets, page.facets, view.filters, toggleFilter);
     renderSummary(page);
     renderEmpty();
     el.more.hidden = view.done;
@@ -488,11 +507,22 @@ async function run(append = false) {
   }
 }
 
-/** The query limited to images carrying the chosen trained model's categories, if one is. */
+/** The query limited by the chosen facet values and trained model, if any. */
 function filtered(q) {
   const model = el.modelFilter.value;
-  if (!model) return q;
-  return q === "*" ? `custom.model:${model}` : `custom.model:${model} AND (${q})`;
+  const clauses = [model ? `custom.model:${model}` : "", filterClauses(view.filters)]
+    .filter(Boolean)
+    .join(" AND ");
+  return narrowed(q, clauses);
+}
+
+/** A facet chip was pressed: add its value to the filters, or take it off. */
+function toggleFilter(name, value) {
+  const before = view.filters.length;
+  view.filters = view.filters.filter((f) => !(f.name === name && f.value === value));
+  if (view.filters.length === before) view.filters.push({ name, value });
+  updateClear();
+  return run(false);
 }
 
 function pushHistory(params) {
@@ -503,7 +533,7 @@ function pushHistory(params) {
 }
 
 function updateClear() {
-  el.clear.hidden = view.mode === "query" && view.q === "*";
+  el.clear.hidden = view.mode === "query" && view.q === "*" && !view.filters.length;
 }
 
 function searchQuery(q, { record = true } = {}) {
@@ -511,7 +541,7 @@ function searchQuery(q, { record = true } = {}) {
   if (/^https?:\/\/\S+$/i.test(text) || /^data:image\//i.test(text)) {
     return searchLike(text, "this image", text, { record });
   }
-  Object.assign(view, { mode: "query", q: text, like: null, likePreview: null });
+  Object.assign(view, { mode: "query", q: text, like: null, likePreview: null, filters: [] });
   el.q.value = text === "*" ? "" : text;
   if (record) pushHistory(text === "*" ? new URLSearchParams() : new URLSearchParams({ q: text }));
   updateClear();
@@ -714,6 +744,13 @@ function wire() {
   });
   el.clear.addEventListener("click", () => searchQuery("*"));
   el.modelFilter.addEventListener("change", () => {
+    if (view.mode === "query") run(false);
+  });
+  el.sort.replaceChildren(
+    ...SORTS.map(([value, label]) => new Option(label, value, value === "", value === "")),
+  );
+  el.sort.addEventListener("change", () => {
+    view.sort = el.sort.value;
     if (view.mode === "query") run(false);
   });
   el.more.addEventListener("click", () => {

@@ -13,35 +13,24 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image, ImageOps
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from orchestrator.samples import sample_dir
 from orchestrator.triton.launcher import LocalTriton
 from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory, jpeg_bytes
+from tests.e2e.conftest import TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SCREENSHOT = REPO_ROOT / "docs" / "search.png"
 # The sample photos, and a few more of scikit-image's, so the grid of the screenshot is full.
 EXTRA_PHOTOS = ("motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "camera.png")
-TIMEOUT_MS = 30_000
 DEEPTAG = [sys.executable, "-m", "orchestrator"]
 
 
@@ -72,18 +61,6 @@ def index_by_path(server: DeeptagServer, paths: list[Path], key: str | None = No
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["indexed"], body["failed"]) == (len(paths), []), body
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium): no browser to drive")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def index_with_cli(folder: Path, data_dir: Path, triton: LocalTriton) -> None:
@@ -130,20 +107,6 @@ def site(
     server = start_deeptag({"DEEPTAG_DATA_DIR": str(data_dir)})
     ids = {name: sha256(path.read_bytes()) for name, path in photos.items()}
     return Site(server, ids, photos)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    crashes: list[str] = []
-    page.on("pageerror", lambda error: crashes.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert crashes == [], f"uncaught errors in the page: {crashes}"
 
 
 def search(page: Page, query: str) -> None:

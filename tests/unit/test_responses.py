@@ -4,6 +4,7 @@ import pytest
 
 from orchestrator.errors import NotAnImage, ServiceNotFound
 from orchestrator.metrics import Metrics
+from orchestrator.photo import Camera, PhotoMetadata, Place
 from orchestrator.responses import error_response, predict_response
 from orchestrator.server.services import (
     PredictCall,
@@ -167,3 +168,25 @@ def test_service_json_has_deepdetect_fields_and_deeptag_extras() -> None:
 
 def prediction(uri: str) -> Prediction:
     return Prediction(source(uri), (Label("n07920052 espresso", 0.9),), 640, 480, "ab" * 32)
+
+
+def test_photo_fields_join_a_prediction_only_when_asked() -> None:
+    photo = PhotoMetadata(
+        format="JPEG",
+        taken_at="2019-07-14T10:30:00+02:00",
+        camera=Camera("Canon", "EOS 5D Mark IV"),
+        place=Place("Paris", "Île-de-France", "France", "FR"),
+        keywords=("holiday",),
+    )
+    tagged = Prediction(
+        source("http://x/a.jpg"), (Label("n02123045 tabby", 0.8),), 640, 480, "ab" * 32, photo=photo
+    )
+    plain = predict_response([tagged], "imageserv", 1.0)["body"]["predictions"][0]
+    assert set(plain) == {"uri", "classes", "last"}
+    rich = predict_response([tagged], "imageserv", 1.0, metadata=True)["body"]["predictions"][0]
+    assert rich["taken_at"] == "2019-07-14T10:30:00+02:00"
+    assert rich["camera"] == {"make": "Canon", "model": "EOS 5D Mark IV"}
+    assert rich["place"]["city"] == "Paris"
+    assert rich["keywords"] == ["holiday"]
+    assert rich["uri"] == "http://x/a.jpg"
+    assert rich["classes"][0]["cat"] == "n02123045 tabby"

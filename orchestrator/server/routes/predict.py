@@ -152,7 +152,8 @@ async def _predict(
         ),
         state.settings.predict_timeout_s,
     )
-    response = predict_response(outcomes, spec.name, (time.perf_counter() - started) * 1000)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    response = predict_response(outcomes, spec.name, elapsed_ms, metadata=output.metadata)
     failed = response["status"].get("failed", 0)
     call.tagged(outcomes)
     headers = {FAILED_HEADER: str(failed)}

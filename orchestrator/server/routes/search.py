@@ -15,9 +15,11 @@ from PIL import Image
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
 from orchestrator.search import hybrid
-from orchestrator.search.base import SearchPage
+from orchestrator.search.base import NO_OPTIONS, SearchOptions, SearchPage
+from orchestrator.search.facets import FACETS
 from orchestrator.search.hybrid import SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.search.options import SORT_HELP, search_options
 from orchestrator.search.results import mode_page_json, page_json
 from orchestrator.server.cancellation import run_for_client
 from orchestrator.server.openapi import BODY_ERRORS, EXAMPLE_IMAGE, described
@@ -53,7 +55,12 @@ async def embedding_of(like: str, state: ServerState) -> list[float]:
 
 
 async def by_query(
-    state: ServerState, query: str, mode: SearchMode, size: int, offset: int
+    state: ServerState,
+    query: str,
+    mode: SearchMode,
+    size: int,
+    offset: int,
+    options: SearchOptions = NO_OPTIONS,
 ) -> dict[str, Any]:
     """Words and meaning fused (or one of them), with a notice when something is missing."""
     backend = await state.get_backend()
@@ -67,6 +74,7 @@ async def by_query(
         encode=encoder.encode_one if encoder is not None else None,
         unavailable=state.text_encoder_problem,
         min_score=state.settings.semantic_min_score,
+        options=options,
     )
     return mode_page_json(result)
 
@@ -90,8 +98,26 @@ async def search_get(
             "as words.",
         ),
     ] = "hybrid",
+    sort: str | None = Query(
+        default=None, description=f"Order by date instead of relevance: {SORT_HELP}"
+    ),
+    near: str | None = Query(
+        default=None,
+        description="LAT,LON in decimal degrees: only photos taken within `within` of it",
+        examples=["48.8584,2.2945"],
+    ),
+    within: str | None = Query(
+        default=None, description="How far from `near`, in m or km: 500m, 20km"
+    ),
+    facets: str | None = Query(
+        default=None,
+        description=f"Count the hits per value of these, comma-separated: {', '.join(FACETS)}",
+        examples=["year,camera.model,place.country"],
+    ),
 ) -> dict[str, Any]:
-    return await by_query(state, q, mode, size, offset)
+    # Parsed before any backend call: a bad value is a 400 naming it, never a 500.
+    options = search_options(sort, near, within, facets)
+    return await by_query(state, q, mode, size, offset, options)
 
 
 @router.post(
@@ -106,7 +132,10 @@ async def search_get(
 )
 async def search_post(request: Request, state: State) -> dict[str, Any]:
     body = await read_body(request, SearchRequest)
+    options = search_options(body.sort, body.near, body.within, body.facets)
     if body.like:
+        if options != NO_OPTIONS:
+            raise BadRequest("sort, near and facets apply to q searches, not to like")
         backend = await state.get_backend()
         started = time.perf_counter()
         vector = await embedding_of(body.like, state)
@@ -114,7 +143,7 @@ async def search_post(request: Request, state: State) -> dict[str, Any]:
         # The time a user waited includes embedding the example image.
         took = (time.perf_counter() - started) * 1000
         return page_json(SearchPage(page.total, page.hits, took))
-    return await by_query(state, body.q or "*", body.mode, body.size, body.offset)
+    return await by_query(state, body.q or "*", body.mode, body.size, body.offset, options)
 
 
 def _store_upload(prediction: Prediction, data: bytes, uploads: Path) -> str:
