@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -44,10 +45,11 @@ class SourceReader:
 
     async def read(self, source: ImageSource) -> ImageBytes:
         async with self._slots:
+            seen: os.stat_result | None = None
             if source.kind is SourceKind.URL:
                 data = await self._read_url(source.location)
             elif source.kind is SourceKind.PATH:
-                data = await asyncio.to_thread(self._read_path, source.location)
+                data, seen = await asyncio.to_thread(self._read_path, source.location)
             else:
                 data = self._read_base64(source)
         if not data:
@@ -58,7 +60,9 @@ class SourceReader:
                 "HEIC, AVIF or camera RAW); "
                 f"it starts with {data[:12]!r}"
             )
-        return ImageBytes(source=source, data=data)
+        if seen is None:
+            return ImageBytes(source=source, data=data)
+        return ImageBytes(source, data, seen.st_size, seen.st_mtime)
 
     def _read_base64(self, source: ImageSource) -> bytes:
         if len(source.location) * 3 // 4 > self.policy.max_bytes:
@@ -70,7 +74,9 @@ class SourceReader:
         except ValueError as e:
             raise NotAnImage(f"base64 input {name_of(source)}: {e}") from e
 
-    def _read_path(self, location: str) -> bytes:
+    def _read_path(self, location: str) -> tuple[bytes, os.stat_result]:
+        """The file's bytes, and its status from the open file that gave them (not a second
+        lookup by name, which a rename in between would make describe another file)."""
         path = Path(location).expanduser()
         # Only the name goes into errors: a path can be thousands of characters.
         name = quote_input(location)
@@ -88,7 +94,8 @@ class SourceReader:
                 raise ImageTooLarge(
                     f"{name}: {size} bytes, over the {self.policy.max_bytes} byte limit"
                 )
-            return path.read_bytes()
+            with path.open("rb") as file:
+                return file.read(), os.fstat(file.fileno())
         except FileNotFoundError as e:
             raise SourceNotFound(f"{name}: no such file") from e
         except PermissionError as e:

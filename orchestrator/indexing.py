@@ -3,7 +3,8 @@
 Three stages overlap: while one chunk is written to the backend, the next is classified by
 Triton and the one after is read, decoded and hashed. Queues are bounded, so memory stays flat
 however many images flow through. An image whose content hash is already indexed is skipped
-before inference, which is what makes an interrupted run resumable without duplicates.
+before inference, which is what makes an interrupted run resumable without duplicates; found
+at another path, that path is recorded among the document's locations (still no inference).
 
 With a trained model (``deeptag index --model NAME``) the same pixels go to it too, and its
 top categories are stored beside ImageNet's. An image indexed without that model's categories
@@ -21,8 +22,8 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import OutageTooLong
 from orchestrator.pipeline import Tagger, TagOptions, chunked
-from orchestrator.search.base import CustomCategory, ImageDocument, SearchBackend
-from orchestrator.search.documents import document_from_prediction
+from orchestrator.search.base import CustomCategory, ImageDocument, Location, SearchBackend
+from orchestrator.search.documents import document_from_prediction, with_locations
 from orchestrator.triton.client import Classifier
 from orchestrator.triton.model_info import ModelInfo
 from orchestrator.types import ImageSource, ItemFailure, Prediction, PreparedImage
@@ -68,6 +69,8 @@ class FailedImage:
 class IndexStats:
     indexed: int = 0
     skipped: int = 0
+    #: Images whose content was indexed at another path: that path was added to its document.
+    copies: int = 0
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -78,7 +81,7 @@ class IndexStats:
 
     @property
     def done(self) -> int:
-        return self.indexed + self.skipped + self.failed
+        return self.indexed + self.skipped + self.copies + self.failed
 
     @property
     def elapsed_s(self) -> float:
@@ -92,6 +95,47 @@ class IndexStats:
 @dataclass(frozen=True)
 class _Chunk:
     fresh: list[PreparedImage]
+    #: Images whose content is indexed (or on its way) under another image of the run or an
+    #: earlier run: their places, recorded by the writer once that document is written.
+    copies: list[tuple[str, Location]] = field(default_factory=list)
+
+
+#: What the writer stage receives: documents to write, then copies to record on documents.
+_Writes = tuple[list[ImageDocument], list[tuple[str, Location]]]
+
+
+def _place_of(image: PreparedImage) -> Location:
+    return Location(image.source.uri, image.size, image.mtime)
+
+
+@dataclass(frozen=True)
+class RecordedCopies:
+    added: int  # places new to their documents, now recorded
+    known: int  # places their documents already had: nothing to do
+    waiting: tuple[tuple[str, Location], ...]  # copies of documents not (yet) indexed
+
+
+async def record_copies(
+    backend: SearchBackend, copies: Iterable[tuple[str, Location]]
+) -> RecordedCopies:
+    """Add each ``(document id, place)`` to its document, once per document, without
+    inference: the same photo found at another path or URL (both indexing engines use it)."""
+    places: dict[str, list[Location]] = {}
+    for doc_id, place in copies:
+        places.setdefault(doc_id, []).append(place)
+    added = known = 0
+    waiting: list[tuple[str, Location]] = []
+    for doc_id, found in places.items():
+        document = await backend.get(doc_id)
+        if document is None:
+            waiting.extend((doc_id, place) for place in found)
+            continue
+        have = {place.uri for place in document.places}
+        new = list({p.uri: p for p in found if p.uri not in have}.values())
+        known += len(found) - len(new)
+        if new and await backend.set_locations(doc_id, (*document.places, *new)):
+            added += len(new)
+    return RecordedCopies(added, known, tuple(waiting))
 
 
 async def _while_running(operation: Awaitable[T], stage: asyncio.Task[None]) -> T | None:
@@ -141,6 +185,9 @@ class Indexer:
         self._uncommitted: deque[frozenset[str]] = deque(
             maxlen=QUEUED_CHUNKS + options.in_flight + 3
         )
+        # Copies whose document was still on its way when their chunk was written: at most
+        # the images of those in-flight chunks.
+        self._late_copies: list[tuple[str, Location]] = []
 
     def stop(self) -> None:
         self._stopping.set()
@@ -153,7 +200,7 @@ class Indexer:
         """Three stages, each on its own chunk: read (fetch, decode, hash, skip what is
         indexed), classify (Triton), write (the backend's bulk call or commit)."""
         queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=QUEUED_CHUNKS)
-        to_write: asyncio.Queue[list[ImageDocument] | None] = asyncio.Queue(maxsize=1)
+        to_write: asyncio.Queue[_Writes | None] = asyncio.Queue(maxsize=1)
         classifying = max(1, self.options.in_flight)
         reader = asyncio.create_task(self._read(sources, queue, classifying))
         writer = asyncio.create_task(self._write_all(to_write))
@@ -167,6 +214,7 @@ class Indexer:
                 await done
             await _while_running(to_write.put(None), writer)
             await writer
+            await self._record_copies([], final=True)  # copies written before their document
         except OutageTooLong as e:
             # What was written stays written (ids are content hashes): a re-run resumes.
             self.stats.stopped_by = e.message
@@ -194,12 +242,13 @@ class Indexer:
         self,
         queue: asyncio.Queue[_Chunk | None],
         reader: asyncio.Task[None],
-        to_write: asyncio.Queue[list[ImageDocument] | None],
+        to_write: asyncio.Queue[_Writes | None],
         writer: asyncio.Task[None],
     ) -> None:
         while (chunk := await _while_running(queue.get(), reader)) is not None:
-            if chunk.fresh:
-                await _while_running(to_write.put(await self._classify(chunk)), writer)
+            if chunk.fresh or chunk.copies:
+                documents = await self._classify(chunk) if chunk.fresh else []
+                await _while_running(to_write.put((documents, chunk.copies)), writer)
 
     async def _prepare(self, batch: list[ImageSource]) -> _Chunk:
         prepared = await self.tagger.prepare_all(batch)
@@ -220,14 +269,16 @@ class Indexer:
             )
         )
         fresh: dict[str, PreparedImage] = {}
+        copies: list[tuple[str, Location]] = []
         for image in images:
             if image.sha256 in already or image.sha256 in fresh or self._in_flight(image.sha256):
-                self.stats.skipped += 1
+                # Whether this place is new is known once the document is: the writer says.
+                copies.append((image.sha256, _place_of(image)))
             else:
                 fresh[image.sha256] = image
         self._uncommitted.append(frozenset(fresh))
         self.on_progress(self.stats)
-        return _Chunk(list(fresh.values()))
+        return _Chunk(list(fresh.values()), copies)
 
     def _in_flight(self, doc_id: str) -> bool:
         return any(doc_id in ids for ids in self._uncommitted)
@@ -237,17 +288,47 @@ class Indexer:
         options = TagOptions(best=self.options.best, with_embedding=True, with_probs=True)
         outcomes = await self.tagger.classify(chunk.fresh, options)
         custom = await self._custom_categories(chunk.fresh)
-        return [
+        documents = [
             document_from_prediction(
                 outcome, self.model, self.options.metadata, custom=custom.get(outcome.sha256, ())
             )
             for outcome in outcomes
             if isinstance(outcome, Prediction)
         ]
+        if self.options.reindex or self.custom is not None:
+            # Tagged again, the document is replaced whole: it keeps every place it had.
+            documents = [await self._keeping_places(d) for d in documents]
+        return documents
 
-    async def _write_all(self, queue: asyncio.Queue[list[ImageDocument] | None]) -> None:
-        while (documents := await queue.get()) is not None:
-            await self._write(documents)
+    async def _keeping_places(self, document: ImageDocument) -> ImageDocument:
+        before = await self.backend.get(document.id)
+        if before is None:
+            return document
+        known = {place.uri for place in before.places}
+        added = tuple(p for p in document.places if p.uri not in known)
+        # The place just read comes first: its size and mtime are the current ones.
+        return with_locations(document, (*added, *before.places) if added else before.places)
+
+    async def _write_all(self, queue: asyncio.Queue[_Writes | None]) -> None:
+        while (writes := await queue.get()) is not None:
+            documents, copies = writes
+            if documents:
+                await self._write(documents)
+            await self._record_copies(copies)
+
+    async def _record_copies(self, copies: list[tuple[str, Location]], final: bool = False) -> None:
+        """Add each copy's place to its document, once per document; a copy of a document not
+        written yet (still being classified) waits for a later write."""
+        pending = [*self._late_copies, *copies]
+        self._late_copies = []
+        recorded = await record_copies(self.backend, pending)
+        if not final:  # their documents may still be on their way
+            self._late_copies = list(recorded.waiting)
+        else:
+            self.stats.skipped += len(recorded.waiting)  # its document failed, and so would it
+        self.stats.skipped += recorded.known
+        self.stats.copies += recorded.added
+        self.on_progress(self.stats)
 
     async def _write(self, documents: list[ImageDocument]) -> None:
         async for result in self.backend.index(documents):

@@ -64,6 +64,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The folder watcher (`serve --watch`): what it saw, and what it changed in the index.
+        self.watch_events = Counter(
+            "deeptag_watch_events",
+            "Filesystem events the folder watcher received (before debouncing).",
+            registry=self.registry,
+        )
+        self.sync_changes = Counter(
+            "deeptag_sync_changes",
+            "Files the folder watcher's syncs applied, by change (new, moved, edited, removed, "
+            "failed).",
+            ["change"],
+            registry=self.registry,
+        )
+
         # Per Triton endpoint, so a pool's uneven or failing server shows.
         self.triton_requests = Counter(
             "deeptag_triton_requests",

@@ -164,6 +164,8 @@ class Tagger:
                 concepts=extras[i].concepts if extras else None,
                 semantic=extras[i].semantic if extras else None,
                 photo=image.photo,
+                size=image.size,
+                mtime=image.mtime,
             )
             for i, (image, labels) in enumerate(zip(ready, result.labels, strict=True))
         )

@@ -102,4 +102,6 @@ def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -
         height=height,
         sha256=hashlib.sha256(image.data).hexdigest(),
         photo=read_metadata(opened, with_location=with_location, geocode=place_of),
+        size=image.size,
+        mtime=image.mtime,
     )

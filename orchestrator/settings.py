@@ -231,6 +231,28 @@ class Settings(BaseSettings):
         "runs in.",
     )
 
+    # Folder sync and watch
+    sync_max_remove_fraction: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of a folder's indexed files one `deeptag sync` (or the watcher) may "
+        "remove; a run that would remove more removes nothing and asks for --yes (a "
+        "half-mounted or half-copied folder is not a deletion).",
+    )
+    watch: PathList = Field(
+        default_factory=list,
+        description="Folders `deeptag serve` keeps the index in line with (comma-separated), "
+        "as `deeptag watch` does; `serve --watch` adds to them.",
+    )
+    watch_debounce_ms: int = Field(
+        default=1600,
+        ge=50,
+        le=60_000,
+        description="Quiet time the watcher waits for after a filesystem event before syncing; "
+        "a file whose size still changes then (being copied) waits for the next round.",
+    )
+
     # Limits
     max_image_bytes: int = Field(
         default=20 * 1024 * 1024,
@@ -302,7 +324,7 @@ class Settings(BaseSettings):
         "and its fetches and Triton calls are cancelled).",
     )
 
-    _split = field_validator("sink_allow", "image_roots", mode="before")(_split_commas)
+    _split = field_validator("sink_allow", "image_roots", "watch", mode="before")(_split_commas)
 
     @property
     def sink_allowed_hosts(self) -> frozenset[str]:

@@ -33,6 +33,10 @@ class ImageSource:
 class ImageBytes:
     source: ImageSource
     data: bytes
+    #: For a local file, its size and st_mtime as seen by the read itself (fstat of the open
+    #: file), so the index records the state of the very bytes it tagged; None otherwise.
+    size: int | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +50,9 @@ class PreparedImage:
     sha256: str
     #: What the photo says about itself (EXIF, XMP, IPTC), read from the same parse.
     photo: PhotoMetadata | None = None
+    #: The file's size and mtime when it was read (see :class:`ImageBytes`).
+    size: int | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ class Prediction:
     semantic: npt.NDArray[np.float32] | None = field(default=None, repr=False)
     #: When, where and with what the photo was taken, and the user's own words about it.
     photo: PhotoMetadata | None = None
+    #: The file's size and mtime when it was read (see :class:`ImageBytes`).
+    size: int | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True)

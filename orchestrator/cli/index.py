@@ -261,7 +261,7 @@ def index(
     _summarise(stats, stopped, failures)
     if stats.stopped_by is not None:
         raise typer.Exit(EXIT_OUTAGE)
-    if stats.indexed + stats.skipped == 0:
+    if stats.indexed + stats.skipped + stats.copies == 0:
         raise typer.Exit(1)
 
 
@@ -356,7 +356,8 @@ def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
         )
     err_console.print(
         f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
-        f"(already indexed), {stats.failed} failed in {stats.elapsed_s:.1f} s "
+        f"(already indexed), {stats.failed} failed, {stats.copies} "
+        f"{'copy' if stats.copies == 1 else 'copies'} recorded in {stats.elapsed_s:.1f} s "
         f"({stats.images_per_s:.1f} images/s)",
         highlight=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +34,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default 127.0.0.1 (DEEPTAG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Default 8080 (DEEPTAG_PORT).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--watch",
+            help="Keep the index in line with this folder as `deeptag watch` does "
+            "(repeatable; adds to DEEPTAG_WATCH).",
+        ),
+    ] = None,
 ) -> None:
     """Serve /predict, /services, /search, /metrics and the web page."""
     import uvicorn
@@ -40,6 +49,8 @@ def serve(
     from orchestrator.server.app import create_app
 
     settings = load_settings(host=host, port=port)
+    if watch:
+        settings = settings.model_copy(update={"watch": [*settings.watch, *watch]})
     secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
     uvicorn.run(
         create_app(settings),

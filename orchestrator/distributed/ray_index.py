@@ -14,6 +14,7 @@ stays, ``stats.stopped_by`` says why, and running it again resumes.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -28,9 +29,16 @@ from orchestrator.distributed.dataflow import StageArgs, build_dataset, plan_for
 from orchestrator.distributed.rows import Status, failure_of, source_row, to_rows
 from orchestrator.enrichment import Enricher, load_enricher
 from orchestrator.errors import BadRequest, ConfigError, DeeptagError, OutageTooLong
-from orchestrator.indexing import FailedImage, IndexOptions, IndexStats
+from orchestrator.indexing import (
+    FailedImage,
+    IndexOptions,
+    IndexStats,
+    RecordedCopies,
+    record_copies,
+)
 from orchestrator.retry import RetryPolicy
 from orchestrator.runtime import triton_for, triton_pool
+from orchestrator.search.base import Location
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
 from orchestrator.triton.endpoint import Endpoint
@@ -178,10 +186,14 @@ def _stream(
     stages = StageArgs(shipped, tuple(str(e) for e in endpoints), checked.enricher, options)
     with quiet_data_context(ray):
         dataset = build_dataset(ray, items, plan, stages)
+        copies = CopyRecorder(settings, stats)
         try:
             for block in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                _count(to_rows(block), stats, on_failure)
+                rows = to_rows(block)
+                _count(rows, stats, on_failure)
+                copies.add(rows)
                 on_progress(stats)
+            copies.flush()
         except Exception as e:
             cause = deeptag_cause(e)
             if isinstance(cause, OutageTooLong):
@@ -191,6 +203,43 @@ def _stream(
                 raise cause from None
             else:
                 raise RayRunFailed(f"the Ray run failed: {_first_line(e)}") from e
+
+
+class CopyRecorder:
+    """The skipped rows that are the same photo at another place: their places are added to
+    the document in the driver, as the single-process indexer does (no inference)."""
+
+    #: Places recorded per call, so a resumed run over a million known photos stays flat.
+    BATCH = 1000
+
+    def __init__(self, settings: Settings, stats: IndexStats) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.pending: list[tuple[str, Location]] = []
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["status"] == Status.SKIPPED and row["sha256"]:
+                seen = json.loads(row["seen"]) if row["seen"] else [None, None]
+                self.pending.append((row["sha256"], Location(row["uri"], seen[0], seen[1])))
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        recorded = asyncio.run(self._record(self.pending))
+        self.pending = []
+        self.stats.skipped -= recorded.added
+        self.stats.copies += recorded.added
+
+    async def _record(self, copies: list[tuple[str, Location]]) -> RecordedCopies:
+        retry = RetryPolicy(self.settings.retry_window_s)
+        backend = await open_backend(self.settings, "es", writer=True, retry=retry)
+        try:
+            return await record_copies(backend, copies)
+        finally:
+            await backend.close()
 
 
 def _count(

@@ -39,8 +39,9 @@ class Status(StrEnum):
 
 
 SOURCE_COLUMNS = ("uri", "kind", "location")
-#: What the driver reads back: enough to count the row and log its failure.
-OUTCOME_COLUMNS = ("uri", "status", "stage", "reason", "error")
+#: What the driver reads back: enough to count the row, log its failure, and record a
+#: skipped copy's place (its content hash, size and mtime) on the document it copies.
+OUTCOME_COLUMNS = ("uri", "status", "stage", "reason", "error", "sha256", "seen")
 DECODED_COLUMNS = (
     *SOURCE_COLUMNS,
     "status",
@@ -52,8 +53,9 @@ DECODED_COLUMNS = (
     "height",
     "pixels",
     "photo",
+    "seen",
 )
-TAGGED_COLUMNS = (*OUTCOME_COLUMNS, "sha256", "document")
+TAGGED_COLUMNS = (*OUTCOME_COLUMNS, "document")
 _INT_COLUMNS = frozenset({"width", "height"})
 
 
@@ -79,6 +81,7 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
             "height": 0,
             "pixels": b"",
             "photo": "",
+            "seen": "",
         }
     return row | {
         "status": Status.READY.value,
@@ -90,6 +93,8 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
         "height": outcome.height,
         "pixels": np.ascontiguousarray(outcome.pixels, dtype=np.uint8).tobytes(),
         "photo": photo_text(outcome.photo),
+        # One string column, as size and mtime are both absent for URLs and base64.
+        "seen": "" if outcome.size is None else json.dumps([outcome.size, outcome.mtime]),
     }
 
 
@@ -102,7 +107,16 @@ def prepared_of(row: Mapping[str, Any]) -> PreparedImage:
         height=int(row["height"]),
         sha256=row["sha256"],
         photo=photo_of(row.get("photo") or ""),
+        **_seen_of(row.get("seen") or ""),
     )
+
+
+def _seen_of(text: str) -> dict[str, Any]:
+    """The file's size and mtime at read time, from the ``seen`` column (none for "")."""
+    if not text:
+        return {}
+    size, mtime = json.loads(text)
+    return {"size": int(size), "mtime": None if mtime is None else float(mtime)}
 
 
 def photo_text(photo: PhotoMetadata | None) -> str:

@@ -58,6 +58,19 @@ class CustomCategory:
 
 
 @dataclass(frozen=True)
+class Location:
+    """One place an image's content lives: a local path or a URL.
+
+    For a local file, the size and modification time seen when it was read: a file whose
+    path, size and mtime still match is taken as unchanged without reading it (as rsync does).
+    """
+
+    uri: str
+    size: int | None = None
+    mtime: float | None = None  # st_mtime, seconds since the epoch
+
+
+@dataclass(frozen=True)
 class ImageDocument:
     """One indexed image. ``id`` is the SHA-256 of the image bytes, so re-indexing is idempotent."""
 
@@ -79,6 +92,14 @@ class ImageDocument:
     #: When, where and with what the photo was taken; None for documents indexed before
     #: deeptag read photo metadata.
     photo: PhotoMetadata | None = None
+    #: Every known place of this content, the first being ``uri``. Empty for documents
+    #: written before deeptag kept them: read as ``(Location(uri),)``.
+    locations: tuple[Location, ...] = ()
+
+    @property
+    def places(self) -> tuple[Location, ...]:
+        """``locations``, or the one ``uri`` of a document written before them."""
+        return self.locations or (Location(self.uri),)
 
 
 @dataclass(frozen=True)
@@ -182,6 +203,19 @@ class SearchBackend(Protocol):
 
     async def count_with_photo(self) -> int:
         """How many documents carry photo metadata (those indexed before it have none)."""
+
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        """Remove documents; the subset of ``ids`` that existed (and are now gone)."""
+
+    async def set_locations(self, doc_id: str, locations: Sequence[Location]) -> bool:
+        """Replace a document's locations without touching the rest of it (``uri`` becomes
+        the first); False when ``doc_id`` is not indexed. ``locations`` is never empty: a
+        document with no place left is deleted instead."""
+
+    def located_under(self, prefix: str) -> AsyncIterator[tuple[str, tuple[Location, ...]]]:
+        """``(id, locations)`` of every document with a location whose ``uri`` starts with
+        ``prefix`` (a folder path ending in ``/``), streamed; all its locations, not only
+        those under the prefix. Memory stays bounded by the page size, not the index size."""
 
     async def get(self, doc_id: str) -> ImageDocument | None: ...
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from orchestrator.photo import PHOTO_FIELDS, PhotoMetadata
-from orchestrator.search.base import Category, ConceptScore, CustomCategory, ImageDocument
+from orchestrator.search.base import (
+    Category,
+    ConceptScore,
+    CustomCategory,
+    ImageDocument,
+    Location,
+)
 from orchestrator.search.photo_fields import storable
 from orchestrator.triton.model_info import ModelInfo
 from orchestrator.types import Prediction
@@ -30,6 +37,7 @@ RESERVED_FIELDS = (
             "height",
             "model",
             "indexed_at",
+            "locations",
         }
     )
     | PHOTO_FIELDS
@@ -89,6 +97,8 @@ def document_from_prediction(
         custom=tuple(custom),
         # Read from the image's own bytes; predictions made before then carry none.
         photo=prediction.photo,
+        # Size and mtime as the reader saw them: this module never looks at the file itself.
+        locations=(Location(prediction.source.uri, prediction.size, prediction.mtime),),
     )
 
 
@@ -115,6 +125,9 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         model=document.model,
         indexed_at=document.indexed_at,
     )
+    if document.locations:
+        # None kept for a document built without them: it reads back as it was (its uri).
+        source["locations"] = locations_to_source(document.locations)
     if document.photo is not None:
         source.update(storable(document.photo).to_fields())
     if document.embedding is not None:
@@ -168,4 +181,38 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         semantic=tuple(float(x) for x in semantic) if semantic else None,
         custom=custom,
         photo=photo_from_source(source),
+        locations=locations_from_source(source.get("locations")),
     )
+
+
+def locations_to_source(locations: Iterable[Location]) -> list[dict[str, Any]]:
+    """Locations as stored: objects, so Elasticsearch maps ``locations.uri`` as a keyword."""
+    return [{"uri": loc.uri, "size": loc.size, "mtime": loc.mtime} for loc in locations]
+
+
+def locations_from_source(stored: Any) -> tuple[Location, ...]:
+    """The inverse of :func:`locations_to_source`; ``()`` for a document written before
+    deeptag kept locations (its ``places`` is then its ``uri``). Bare strings are accepted."""
+    if not isinstance(stored, list):
+        return ()
+    found: list[Location] = []
+    for entry in stored:
+        if isinstance(entry, str):
+            found.append(Location(entry))
+        elif isinstance(entry, Mapping) and entry.get("uri"):
+            size, mtime = entry.get("size"), entry.get("mtime")
+            found.append(
+                Location(
+                    str(entry["uri"]),
+                    None if size is None else int(size),
+                    None if mtime is None else float(mtime),
+                )
+            )
+    return tuple(found)
+
+
+def with_locations(document: ImageDocument, locations: Sequence[Location]) -> ImageDocument:
+    """``document`` placed at ``locations`` instead, the first becoming its ``uri``."""
+    if not locations:
+        raise ValueError("a document needs at least one location")
+    return replace(document, uri=locations[0].uri, locations=tuple(locations))

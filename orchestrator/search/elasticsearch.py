@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidQuery, SearchBackendError, SearchBackendUnavailable
+from orchestrator.search import es_locations
 from orchestrator.search.base import (
     DEFAULT_QUERY_FIELDS,
     NO_OPTIONS,
@@ -14,6 +16,7 @@ from orchestrator.search.base import (
     BackendKind,
     ImageDocument,
     IndexResult,
+    Location,
     SearchHit,
     SearchOptions,
     SearchPage,
@@ -297,6 +300,57 @@ class ElasticsearchBackend:
         except NotFoundError:
             return None
         return document_from_source(response["_id"], response["_source"])
+
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        operations = es_locations.delete_operations(self.index_name, ids)
+        response = await self._call(self.client.bulk(operations=operations, refresh=True))
+        return es_locations.deleted_ids(response)
+
+    async def set_locations(self, doc_id: str, locations: Sequence[Location]) -> bool:
+        from elasticsearch import NotFoundError
+
+        update = es_locations.locations_update(locations)
+        try:
+            await self._call(
+                self.client.update(index=self.index_name, id=doc_id, doc=update, refresh=True),
+                passthrough=(NotFoundError,),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    async def located_under(self, prefix: str) -> AsyncIterator[tuple[str, tuple[Location, ...]]]:
+        # A point in time: documents re-placed or removed during the walk shift no page.
+        keep_alive = es_locations.KEEP_ALIVE
+        pit = await self._call(
+            self.client.open_point_in_time(index=self.index_name, keep_alive=keep_alive)
+        )
+        pit_id, after = str(pit["id"]), None
+        try:
+            while True:
+                body = es_locations.page_body(pit_id, prefix, after)
+                response = await self._call(self.client.search(**body))
+                pit_id = str(response.get("pit_id") or pit_id)
+                hits = response["hits"]["hits"]
+                for hit in hits:
+                    places = es_locations.places_of(hit.get("_source") or {})
+                    # The uri's keyword twin also matches a document whose locations do not.
+                    if any(place.uri.startswith(prefix) for place in places):
+                        yield str(hit["_id"]), places
+                if len(hits) < es_locations.PAGE_SIZE:
+                    return
+                after = hits[-1]["sort"]
+        finally:
+            await self._close_pit(pit_id)
+
+    async def _close_pit(self, pit_id: str) -> None:
+        from elasticsearch import ApiError, TransportError
+
+        # Should closing fail, it expires on its own after its keep-alive.
+        with contextlib.suppress(ApiError, TransportError):
+            await self.client.close_point_in_time(id=pit_id)
 
     async def count(self) -> int:
         response = await self._call(self.client.count(index=self.index_name))

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,10 +31,18 @@ from orchestrator.search.base import (
     BackendKind,
     ImageDocument,
     IndexResult,
+    Location,
     SearchHit,
     SearchOptions,
     SearchPage,
     VectorField,
+)
+from orchestrator.search.embedded_locations import (
+    PAGE_SIZE,
+    UnderPrefix,
+    delete_and_commit,
+    existing,
+    relocated,
 )
 from orchestrator.search.embedded_query import parse, query_fields
 from orchestrator.search.embedded_search import find
@@ -52,23 +59,12 @@ from orchestrator.search.embedded_store import (
     to_tantivy,
     write_and_commit,
 )
+from orchestrator.search.embedded_vectors import VectorSnapshot, read_vectors
 from orchestrator.search.limits import check_k, check_query, check_window, shown
 from orchestrator.search.photo_query import rewrite_dates
-from orchestrator.search.vectors import Vectors, normalise_rows, top_k, unit_vector
+from orchestrator.search.vectors import Vectors, top_k, unit_vector
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _VectorSnapshot:
-    """Every vector of one field and index generation, with the searcher their addresses
-    belong to."""
-
-    generation: str
-    searcher: tantivy.Searcher
-    addresses: list[tantivy.DocAddress]
-    rows: dict[str, int]  # document id -> its row in matrix (and addresses)
-    matrix: Vectors  # (len(rows), dims), rows L2-normalised
 
 
 class EmbeddedIndex:
@@ -100,7 +96,7 @@ class EmbeddedIndex:
         # tantivy's IndexWriter refuses concurrent use from two threads; so do we.
         self._write_lock = threading.Lock()
         self._vectors_lock = threading.Lock()
-        self._snapshots: dict[str, _VectorSnapshot] = {}
+        self._snapshots: dict[str, VectorSnapshot] = {}
 
     @classmethod
     async def open(
@@ -142,12 +138,7 @@ class EmbeddedIndex:
         """
         if not documents:
             return
-        if self.legacy:
-            raise SearchBackendError(
-                f"embedded index {self.directory} was written by an older deeptag, before "
-                f"some of today's fields: {REINDEX_ADVICE} "
-                "(that upgrades the folder, keeping its documents)"
-            )
+        self._refuse_if_legacy()
         for result in await self._run(self._index_batch, list(documents)):
             yield result
 
@@ -194,6 +185,27 @@ class EmbeddedIndex:
         query = tantivy.Query.exists_query("format.keyword")
         return await self._run(lambda: hit_count(self._searcher().search(query, 1, count=True)))
 
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        return await self._run(self._delete, list(ids)) if ids else set()
+
+    async def set_locations(self, doc_id: str, locations: Sequence[Location]) -> bool:
+        """Rewrite the stored document with new locations; vectors and tags are kept as is."""
+        self._refuse_if_legacy()
+        return await self._run(self._set_locations, doc_id, list(locations))
+
+    async def located_under(self, prefix: str) -> AsyncIterator[tuple[str, tuple[Location, ...]]]:
+        walk = await self._run(
+            lambda: UnderPrefix.start(self._searcher(), self._schema, self._present, prefix)
+        )
+        offset = 0
+        while True:
+            found, covered = await self._run(walk.page, offset)
+            for entry in found:
+                yield entry
+            if covered < PAGE_SIZE:
+                return
+            offset += covered
+
     async def get(self, doc_id: str) -> ImageDocument | None:
         """The document with its vectors, or ``None`` when the id is not indexed."""
         return await self._run(self._get, doc_id)
@@ -210,6 +222,32 @@ class EmbeddedIndex:
         await asyncio.to_thread(self._drop_writer)
 
     # --- Blocking work, run in a worker thread -------------------------------------------
+
+    def _refuse_if_legacy(self) -> None:
+        if self.legacy:
+            raise SearchBackendError(
+                f"embedded index {self.directory} was written by an older deeptag, before "
+                f"some of today's fields: {REINDEX_ADVICE} "
+                "(that upgrades the folder, keeping its documents)"
+            )
+
+    def _delete(self, ids: list[str]) -> set[str]:
+        found = existing(self._searcher(), self._schema, ids)
+        if found:
+            with self._writer_for_call() as writer:
+                delete_and_commit(writer, found)
+            self._snapshots = {}
+        return found
+
+    def _set_locations(self, doc_id: str, locations: list[Location]) -> bool:
+        document = relocated(self._searcher(), self._schema, doc_id, locations)
+        if document is None:
+            return False
+        with self._writer_for_call() as writer:
+            error = write_and_commit(writer, [(document, to_tantivy(document, self.dims))])
+        if error is not None:
+            raise SearchBackendError(f"embedded index {self.directory}: {error}")
+        return True
 
     def _dims(self, field: VectorField) -> int:
         return self.dims if field == "embedding" else VECTOR_DIMS[field]
@@ -341,7 +379,7 @@ class EmbeddedIndex:
             for i in top
         )
 
-    def _vectors(self, field: VectorField) -> _VectorSnapshot:
+    def _vectors(self, field: VectorField) -> VectorSnapshot:
         """Every vector of ``field``, re-read only when a commit (from any process) changed
         the index."""
         with self._vectors_lock:
@@ -350,29 +388,11 @@ class EmbeddedIndex:
             current = generation(self.directory)
             snapshot = self._snapshots.get(field)
             if snapshot is None or snapshot.generation != current:
-                snapshot = self._read_vectors(current, field)
+                present = field in self._present
+                searcher = self._searcher()
+                snapshot = read_vectors(searcher, current, field, self._dims(field), present)
                 self._snapshots[field] = snapshot
             return snapshot
-
-    def _read_vectors(self, current: str, field: VectorField) -> _VectorSnapshot:
-        searcher = self._searcher()
-        dims = self._dims(field)
-        everything = searcher.search(tantivy.Query.all_query(), max(searcher.num_docs, 1))
-        # Filled in place: no list of rows next to the matrix, so the peak stays one matrix.
-        matrix = np.empty((len(everything.hits), dims), dtype=np.float32)
-        addresses: list[tantivy.DocAddress] = []
-        rows: dict[str, int] = {}
-        for _, address in everything.hits:
-            stored = searcher.doc(address)
-            vector = None if field not in self._present else stored.get_first(field)
-            if vector is None or len(vector) != 4 * dims:
-                continue  # indexed without this vector: not a candidate
-            matrix[len(rows)] = np.frombuffer(bytes(vector), dtype="<f4")
-            rows[str(stored.get_first("id"))] = len(rows)
-            addresses.append(address)
-        matrix = matrix[: len(rows)]
-        normalise_rows(matrix)
-        return _VectorSnapshot(current, searcher, addresses, rows, matrix)
 
 
 def _elapsed_ms(started: float) -> float:

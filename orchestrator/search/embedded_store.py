@@ -36,6 +36,9 @@ WRITER_THREADS = 1
 SOURCE_FIELD = "_source"
 EMBEDDING_FIELD = "embedding"
 SEMANTIC_FIELD = "semantic"
+#: Every location's uri, whole ("raw"), so a folder's prefix is found in the term dictionary;
+#: not stored: the document's JSON holds them, with their sizes and mtimes.
+LOCATIONS_FIELD = "locations.uri"
 #: User metadata, indexed (and fast, for ranges) under its own keys: ``album``, ``camera.make``.
 METADATA_FIELD = "_metadata"
 #: The fields added since the first version; a folder lacking some of them is a legacy one.
@@ -48,6 +51,7 @@ NEW_FIELDS = frozenset(
         "custom.category",
         "custom.score",
         *PHOTO_SCHEMA_FIELDS,
+        LOCATIONS_FIELD,
     }
 )
 REINDEX_ADVICE = "run `deeptag index --reindex FOLDER...` on the images to add them"
@@ -80,6 +84,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_bytes_field(EMBEDDING_FIELD, stored=True)
     builder.add_bytes_field(SEMANTIC_FIELD, stored=True)
     add_photo_fields(builder)
+    builder.add_text_field(LOCATIONS_FIELD, tokenizer_name="raw", index_option="basic")
     return builder.build()
 
 
@@ -235,6 +240,8 @@ def to_tantivy(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> tantivy.D
     doc = tantivy.Document()
     doc.add_text("id", document.id)
     doc.add_text("uri", document.uri)
+    for location in document.places:
+        doc.add_text(LOCATIONS_FIELD, location.uri)
     for category in document.categories:
         doc.add_text("categories.category", category.category)
         doc.add_float("categories.score", float(category.score))

@@ -49,8 +49,8 @@ def photo_fields() -> dict[str, Any]:
 
 
 def added_fields() -> dict[str, Any]:
-    """The fields concepts, semantic search, trained models and photo metadata added: put on
-    indexes created before them."""
+    """The fields concepts, semantic search, trained models, photo metadata and locations
+    added: put on indexes created before them."""
     return {
         "concepts": {"properties": {"concept": WORDS, "score": _FLOAT}},
         "semantic": _dense_vector(SEMANTIC_DIMS),
@@ -64,6 +64,14 @@ def added_fields() -> dict[str, Any]:
             }
         },
         **photo_fields(),
+        # Whole uris (keyword), so the documents under a folder are a prefix query.
+        "locations": {
+            "properties": {
+                "uri": {"type": "keyword"},
+                "size": {"type": "long"},
+                "mtime": {"type": "double"},
+            }
+        },
     }
 
 

@@ -19,6 +19,7 @@ from orchestrator.search.base import (
     BackendKind,
     ImageDocument,
     IndexResult,
+    Location,
     SearchBackend,
     SearchOptions,
     SearchPage,
@@ -95,6 +96,20 @@ class OutageTolerantBackend:
 
     async def count_with_photo(self) -> int:
         return await self._ride(self.inner.count_with_photo)
+
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        # Deleting an id twice is harmless, but the second try would not report it: keep
+        # what the first try removed, should it have gone through before failing.
+        return await self._ride(lambda: self.inner.delete(ids))
+
+    async def set_locations(self, doc_id: str, locations: Sequence[Location]) -> bool:
+        return await self._ride(lambda: self.inner.set_locations(doc_id, locations))
+
+    async def located_under(self, prefix: str) -> AsyncIterator[tuple[str, tuple[Location, ...]]]:
+        # Not retried: a walk restarted midway would yield its first pages twice; the
+        # caller's own retry (a later sync) starts it afresh.
+        async for entry in self.inner.located_under(prefix):
+            yield entry
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         return await self._ride(lambda: self.inner.get(doc_id))

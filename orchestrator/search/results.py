@@ -21,6 +21,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
     return {
         "id": document.id,
         "uri": document.uri,
+        # Every path or URL of the same content, ``uri`` first.
+        "locations": [place.uri for place in document.places],
         "score": round(hit.score, 6),
         "categories": [{"category": c.category, "score": c.score} for c in document.categories],
         "concepts": [{"concept": c.concept, "score": c.score} for c in document.concepts],

@@ -23,10 +23,11 @@ from orchestrator.server import ui
 from orchestrator.server.auth import require_api_key
 from orchestrator.server.docs import docs_router
 from orchestrator.server.openapi import install_openapi
-from orchestrator.server.routes import ops, predict, search, services, train
+from orchestrator.server.routes import documents, ops, predict, search, services, train
 from orchestrator.server.schemas import describe_errors
 from orchestrator.server.services import DEFAULT_SERVICE, ServiceRegistry, ServiceSpec
 from orchestrator.server.state import ServerState
+from orchestrator.server.watching import start_watching
 from orchestrator.settings import Settings
 
 log = logging.getLogger("deeptag.server")
@@ -105,6 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
             # Connect now so a missing model is reported at start-up, not on the first call.
             await state.tagger_for(settings.model)
             await state.connect_text_encoder()
+            if settings.watch:
+                await start_watching(state)
             yield
 
     app = FastAPI(
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(predict.router, dependencies=protected)
     app.include_router(services.router, dependencies=protected)
     app.include_router(search.router, dependencies=protected)
+    app.include_router(documents.router, dependencies=protected)
     app.include_router(train.router, dependencies=protected)
     # The page and its assets are public; the page asks for the key and sends it itself.
     app.include_router(ui.router)

@@ -161,6 +161,10 @@ class SearchHit(_Open):
 
     id: str
     uri: str
+    locations: list[str] = Field(
+        default_factory=list,
+        description="Every known path or URL of the same content (same SHA-256), uri first.",
+    )
     score: float = Field(description="Relevance; 0 when hits are sorted by date.")
     categories: list[Category]
     concepts: list[Concept]

@@ -37,6 +37,8 @@ class ServerState:
     #: Embeds search queries for semantic search; None (and why) when Triton lacks the model.
     text_encoder: TextEncoder | None = None
     text_encoder_problem: str | None = None
+    #: The folders the watcher follows (``serve --watch``, ``DEEPTAG_WATCH``), for ``/info``.
+    watched: tuple[str, ...] = ()
     _backend: SearchBackend | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

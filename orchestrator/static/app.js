@@ -83,7 +83,8 @@ class KeyNeeded extends ApiError {}
 
 async function api(path, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json" };
-  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  const usedKey = apiKey;
+  if (usedKey) headers.Authorization = `Bearer ${usedKey}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -102,7 +103,8 @@ async function api(path, { method = "GET", body } = {}) {
     payload = null;
   }
   if (response.status === 401) {
-    askForKey(Boolean(apiKey));
+    // An answer to a key the user has since replaced says nothing about the new one.
+    if (usedKey === apiKey) askForKey(Boolean(usedKey));
     throw new KeyNeeded(payload?.status?.dd_msg || "This server needs an API key.");
   }
   if (!response.ok) {
@@ -729,6 +731,8 @@ function showTrained(trained) {
 function saveKey(value) {
   apiKey = value;
   sessionUntil = 0;
+  // A session still being asked for with the old key must not stand for the new one.
+  sessionRenewal = null;
   try {
     if (value) localStorage.setItem(KEY_STORE, value);
     else localStorage.removeItem(KEY_STORE);

@@ -217,7 +217,9 @@ def test_a_photo_seen_again_much_later_in_the_run_is_indexed_once(
     # This one comes long after its original was committed: the backend knows it.
     shutil.copy(samples["coffee"], folder / "zz-coffee-again.png")
     result = cli.run("index", str(tmp_path / "first.png"), str(folder), "--batch-size", "1")
-    assert summary(result.stderr) == (9, 2, 0)
+    # Neither copy is tagged again; each is recorded as another place of its photo.
+    assert summary(result.stderr) == (9, 0, 0)
+    assert "2 copies recorded" in result.stderr
     assert cli.count() == 9
 
 
@@ -335,3 +337,26 @@ def test_search_modes_and_the_way_to_upgrade_old_documents(
     bad = cli.run("search", "cat", "--mode", "vibes")
     assert bad.returncode == 2
     assert "vibes" in bad.stderr
+
+
+def test_a_second_copy_of_a_photo_is_recorded_not_tagged_again(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    (folder / "backup").mkdir(parents=True)
+    shutil.copy(samples["coffee"], folder / "a-coffee.png")
+    shutil.copy(samples["coffee"], folder / "backup" / "coffee-copy.png")
+    first = cli.run("index", str(folder))
+    assert first.returncode == 0, first.stderr
+    assert summary(first.stderr) == (1, 0, 0)
+    assert "1 copy recorded" in first.stderr
+    found = json.loads(cli.run("search", "espresso", "--json").stdout)
+    (hit,) = found["hits"]
+    assert sorted(hit["locations"]) == sorted(
+        [str(folder / "a-coffee.png"), str(folder / "backup" / "coffee-copy.png")]
+    )
+    assert hit["uri"] == hit["locations"][0]
+    # Run again over the same paths: nothing new to record.
+    second = cli.run("index", str(folder))
+    assert summary(second.stderr) == (0, 2, 0)
+    assert "0 copies recorded" in second.stderr

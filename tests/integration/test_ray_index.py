@@ -73,8 +73,8 @@ def ignore(_: object) -> None:
     pass
 
 
-def counts(stats: IndexStats) -> tuple[int, int, int]:
-    return stats.indexed, stats.skipped, stats.failed
+def counts(stats: IndexStats) -> tuple[int, int, int, int]:
+    return stats.indexed, stats.skipped, stats.copies, stats.failed
 
 
 def run(settings: Settings, folder: Path) -> tuple[IndexStats, list[FailedImage], int]:
@@ -104,7 +104,7 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
     ray_stats, ray_failures, last_progress = run(on_ray, folder)
     stats, failures = index_paths(alone, paths, OPTIONS)
 
-    assert counts(ray_stats) == counts(stats) == (5, 1, 1)
+    assert counts(ray_stats) == counts(stats) == (5, 0, 1, 1)
     assert last_progress == len(paths)
     assert ray_stats.stopped_by is None
     assert sorted(ray_failures, key=str) == sorted(failures, key=str)
@@ -125,7 +125,7 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
     assert documents[coffee].uri == str(folder / "coffee.png")
 
     again, again_failures, _ = run(on_ray, folder)
-    assert counts(again) == (0, 6, 1)
+    assert counts(again) == (0, 6, 0, 1)
     assert again_failures == ray_failures
 
 
@@ -153,7 +153,10 @@ def test_the_first_of_many_copies_is_the_one_stored(
         shutil.copyfile(samples["coffee"], photos / f"copy-{i:02}.png")
     settings = search_settings("es", triton.http_url, elasticsearch_url, tmp_path / "s", "ray")
     stats = run_on_ray(settings, [str(photos)], None, IndexOptions(chunk_size=1), ignore, ignore)
-    assert counts(stats) == (1, 15, 0)
+    assert counts(stats) == (1, 0, 15, 0)
     doc_id = hashlib.sha256(samples["coffee"].read_bytes()).hexdigest()
     document = stored(settings, [doc_id])[doc_id]
     assert document.uri == str(photos / "copy-00.png")
+    assert sorted(p.uri for p in document.places) == [
+        str(photos / f"copy-{i:02}.png") for i in range(16)
+    ]

@@ -136,6 +136,8 @@ async def info(request: Request, state: State) -> dict[str, Any]:
         },
         "model": model_json,
         "search": await _search_summary(state),
+        # Folders the server keeps the index in line with (`serve --watch`).
+        "watch": {"folders": list(state.watched)},
         # The page's model filter: documents carry these models' categories under `custom`.
         "trained": _trained(state),
     }
