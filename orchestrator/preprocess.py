@@ -8,10 +8,10 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from orchestrator.errors import CorruptImage, ImageTooLarge, NotAnImage
-from orchestrator.formats import OpenedImage, open_image
+from orchestrator.errors import CorruptImage, ImageTooLarge
+from orchestrator.formats import OpenedImage, open_image, upright_rgb
 from orchestrator.metadata import read_metadata
 from orchestrator.places import place_of
 from orchestrator.sources import name_of
@@ -53,20 +53,13 @@ def _decode(
             opened.load()
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{uri}: {e}") from e
-    except UnidentifiedImageError as e:
-        raise NotAnImage(f"{uri}: not a decodable image") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImage(f"{uri}: corrupt or truncated image: {e}") from e
-    upright: Image.Image = opened
-    if orientation not in (None, 1):
-        try:
-            upright = ImageOps.exif_transpose(opened)
-        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-            # A broken EXIF block should not cost the user the image.
-            upright = opened
     size = (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
-    # Most photos are RGB already: converting would only copy them.
-    return (upright if upright.mode == "RGB" else upright.convert("RGB")), size, found
+    if orientation not in (None, 1):
+        return upright_rgb(opened), size, found
+    # Most photos are upright and RGB already: transposing or converting would only copy them.
+    return (opened if opened.mode == "RGB" else opened.convert("RGB")), size, found
 
 
 def _orientation(opened: Image.Image) -> int | None:

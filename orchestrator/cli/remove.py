@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -12,12 +11,9 @@ import typer
 
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
 from orchestrator.errors import BadRequest, quote_input
-from orchestrator.search.base import Location, SearchBackend
+from orchestrator.search.base import Location, SearchBackend, is_document_id
 from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings, load_settings
-
-#: A document id is the SHA-256 of the image's bytes.
-_DOCUMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -105,7 +101,7 @@ def remove(
     for target in targets:
         if not target.strip():
             raise BadRequest("an empty argument names no document or path")
-        parsed.append((target, target if _DOCUMENT_ID.match(target) else PathTarget.of(target)))
+        parsed.append((target, target if is_document_id(target) else PathTarget.of(target)))
     removal = run_async(_remove(load_settings(), parsed, sink))
     err_console.print(
         f"[bold]removed:[/] {removal.documents} document(s), {removal.locations} location(s) "

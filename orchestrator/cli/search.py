@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from orchestrator.search.base import (
     SearchBackend,
     SearchOptions,
     SearchPage,
+    is_document_id,
 )
 from orchestrator.search.facets import FACETS
 from orchestrator.search.factory import open_backend
@@ -34,8 +34,6 @@ from orchestrator.settings import Settings, load_settings
 from orchestrator.sources import classify
 from orchestrator.text_encoder import TextEncoder
 from orchestrator.types import ItemFailure
-
-_DOC_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Mode(StrEnum):
@@ -59,7 +57,7 @@ async def _embed(settings: Settings, image: str) -> list[float]:
 
 
 async def _like(backend: SearchBackend, settings: Settings, like: str, size: int) -> SearchPage:
-    if _DOC_ID.match(like):
+    if is_document_id(like):
         document = await backend.get(like)
         if document is None:
             raise DocumentNotFound(f"--like {like}: no indexed image has this id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -55,6 +56,15 @@ class CustomCategory:
     model: str  # "astro": the trained model's name, a filter (`custom.model:astro`)
     category: str  # "astronaut": one of that model's categories, searchable as a word
     score: float
+
+
+#: A document id: the SHA-256 of the image's bytes, in lower-case hex.
+_DOCUMENT_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_document_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a document id (pure)."""
+    return _DOCUMENT_ID.match(text) is not None
 
 
 @dataclass(frozen=True)

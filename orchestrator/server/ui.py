@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import DocumentNotFound
-from orchestrator.search.base import ImageDocument
+from orchestrator.search.base import ImageDocument, is_document_id
 from orchestrator.server.auth import SessionSigner, require_api_key, require_key_or_session
 from orchestrator.server.openapi import TEXT, described, described_files
 from orchestrator.server.response_models import SessionResponse
@@ -50,8 +50,6 @@ _CONTENT_TYPES = {
     ".ico": "image/x-icon",
 }
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_DOC_ID = re.compile(r"^[0-9a-f]{64}$")
-
 # The page talks to this server only; an example image searched by URL is previewed from
 # wherever it lives.
 _PAGE_HEADERS = {
@@ -163,7 +161,7 @@ def _images(state: ServerState) -> IndexedImages:
 
 
 async def _indexed(state: ServerState, doc_id: str) -> ImageDocument:
-    if not _DOC_ID.match(doc_id):
+    if not is_document_id(doc_id):
         raise DocumentNotFound(f"no indexed image has id {doc_id[:80]!r}")
     backend = await state.get_backend()
     document = await backend.get(doc_id)

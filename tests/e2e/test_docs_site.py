@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Route, expect
 
 from orchestrator.settings import Settings
 from tests.conftest import REPO_ROOT
@@ -25,7 +26,6 @@ from tests.unit.test_reference_docs import cli_commands
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 CLOSED = "http://127.0.0.1:9"
 #: Attributes that make a browser fetch something as the page loads.
 LOADED = {
@@ -132,11 +132,7 @@ def test_reference_pages_are_in_the_site(site: Path) -> None:
     assert 'href="deepdetect.html"' in http
 
 
-def test_search_works_from_disk_with_no_network(site: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium): no browser to drive")
-    from playwright.sync_api import Route, expect, sync_playwright
-
+def test_search_works_from_disk_with_no_network(site: Path, browser: Browser) -> None:
     refused: list[str] = []
 
     def only_files(route: Route) -> None:
@@ -146,20 +142,16 @@ def test_search_works_from_disk_with_no_network(site: Path) -> None:
             refused.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            context = browser.new_context()
-            context.route("**/*", only_files)
-            page = context.new_page()
-            page.goto((site / "index.html").as_uri())
-            search = page.locator("input.md-search__input")
-            search.click()
-            search.press_sequentially("retry window", delay=30)
-            hit = page.locator(".md-search-result__item a[href*='deeptag_retry_window_s']")
-            expect(hit.first).to_be_visible(timeout=30_000)
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        context.route("**/*", only_files)
+        page = context.new_page()
+        page.goto((site / "index.html").as_uri())
+        search = page.locator("input.md-search__input")
+        search.click()
+        search.press_sequentially("retry window", delay=30)
+        hit = page.locator(".md-search-result__item a[href*='deeptag_retry_window_s']")
+        expect(hit.first).to_be_visible(timeout=30_000)
+    finally:
+        context.close()
     assert refused == []

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter
 
 from orchestrator.errors import BadRequest, DocumentNotFound, quote_input
+from orchestrator.search.base import is_document_id
 from orchestrator.server.openapi import described
 from orchestrator.server.response_models import Acknowledged
 from orchestrator.server.state import State
 
 router = APIRouter()
-
-#: A document id is the SHA-256 of the image's bytes.
-_DOCUMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 @router.delete(
@@ -25,7 +22,7 @@ _DOCUMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 )
 async def delete_document(doc_id: str, state: State) -> dict[str, Any]:
     """Remove indexed image ``doc_id`` (all its locations); its files are not touched."""
-    if not _DOCUMENT_ID.match(doc_id):
+    if not is_document_id(doc_id):
         raise BadRequest(
             f"document id '{quote_input(doc_id, 80)}' is not a SHA-256 (64 hex characters)"
         )

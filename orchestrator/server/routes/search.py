@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from PIL import Image
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
 from orchestrator.search import hybrid
-from orchestrator.search.base import NO_OPTIONS, SearchOptions, SearchPage
+from orchestrator.search.base import NO_OPTIONS, SearchOptions, SearchPage, is_document_id
 from orchestrator.search.facets import FACETS
 from orchestrator.search.hybrid import SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW
@@ -30,13 +29,12 @@ from orchestrator.sources import classify, classify_all, decode_base64
 from orchestrator.types import ItemFailure, Prediction, SourceKind
 
 router = APIRouter()
-_DOC_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 async def embedding_of(like: str, state: ServerState) -> list[float]:
     """The embedding of an indexed document (by id) or of an image tagged on the fly."""
     backend = await state.get_backend()
-    if _DOC_ID.match(like):
+    if is_document_id(like):
         document = await backend.get(like)
         if document is None:
             raise DocumentNotFound(f"like: no indexed image has id {like}")
