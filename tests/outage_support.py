@@ -130,18 +130,25 @@ class IndexRun:
     elapsed_s: float
 
 
-def run_index(folder: Path, env: dict[str, str], cwd: Path, fault: Callable[[], None]) -> IndexRun:
-    """`deeptag index FOLDER` as a user runs it, with ``fault()`` done while it runs."""
+def run_index(
+    folder: Path,
+    env: dict[str, str],
+    cwd: Path,
+    fault: Callable[[], None],
+    command: str = "index",
+) -> IndexRun:
+    """`deeptag index FOLDER` (or another ``command`` taking a folder) as a user runs it, with
+    ``fault()`` done while it runs."""
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
         "COLUMNS": "200",
         **env,
     }
-    log_path = cwd / "index.stderr"
+    log_path = cwd / f"{command}.stderr"
     started = time.monotonic()
     with log_path.open("w") as stderr:
         process = subprocess.Popen(
-            [*DEEPTAG, "index", str(folder)],
+            [*DEEPTAG, command, str(folder)],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             cwd=cwd,

@@ -200,8 +200,9 @@ def take_writer(index: tantivy.Index, directory: Path) -> tantivy.IndexWriter:
         if "LockBusy" not in str(e):
             raise SearchBackendError(f"embedded index {directory}: {e}") from e
         raise IndexLocked(
-            f"the embedded index at {directory} is locked: another `deeptag index` or server "
-            "is writing to it. Wait for it to finish (or stop it) and try again."
+            f"the embedded index at {directory} is locked: another `deeptag index`, `sync`, "
+            "`watch` or server is writing to it. Wait for it to finish (or stop it) and try "
+            "again; a running server takes files through `POST /index`."
         ) from e
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestrator.search.base import SearchBackend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from tests.conftest import MODEL_REPOSITORY, ServerFactory
@@ -166,6 +167,69 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_a_rerun_resumes(
     assert resumed.returncode == 0, resumed.stderr
     assert (resumed.indexed, resumed.skipped, resumed.failed) == (IMAGES - kept, kept, 0)
     assert embedded_count(tmp_path) == IMAGES
+
+
+def test_a_sync_cut_by_an_outage_loses_nothing_and_a_rerun_finishes_it(
+    photos: Path, tmp_path: Path
+) -> None:
+    """``deeptag sync`` with moved and new files, Triton killed for longer than the window
+    mid-run: every document still has its files (new content is stored before any path
+    moves), and running the same sync again finishes it without classifying anything twice."""
+    settle = own_triton(tmp_path, "settle")
+    moved = sorted(photos.iterdir())[:40]
+    (photos / "old").mkdir()
+    for path in moved:
+        path.rename(photos / "old" / path.name)
+    with settle:
+        env = {**embedded_env(tmp_path, settle.http_url), "DEEPTAG_RETRY_WINDOW_S": "3"}
+        assert run_index(photos / "old", env, tmp_path, lambda: None).indexed == len(moved)
+    (photos / "old").rename(photos / "kept")  # 40 moves, and IMAGES - 40 new files
+
+    first = own_triton(tmp_path, "triton")
+    first.start()
+    env = {**embedded_env(tmp_path, first.http_url), "DEEPTAG_RETRY_WINDOW_S": "3"}
+
+    def fault() -> None:
+        wait_until(lambda: inferences(first) >= 48, 120, "48 images classified")
+        kill_9(first)
+
+    try:
+        stopped = run_index(photos, env, tmp_path, fault, command="sync")
+    finally:
+        first.stop()
+    assert stopped.returncode == 75, stopped.stderr
+    assert "run the same command again to finish" in stopped.stderr
+    cut = places(tmp_path)
+    # Nothing lost: the moved photos still have their (old) paths; some new ones are in.
+    assert len(moved) < len(cut) < IMAGES
+    assert all(paths for paths in cut.values())
+
+    again = own_triton(tmp_path, "triton", first.ports)
+    with again:
+        resumed = run_index(photos, env, tmp_path, lambda: None, command="sync")
+        # Triton's statistics API is exact and current (its metrics are refreshed lazily).
+        stats = httpx.get(f"{again.http_url}/v2/models/efficientnet_lite0/stats", timeout=5)
+        classified = sum(int(m["inference_count"]) for m in stats.json()["model_stats"])
+    assert resumed.returncode == 0, resumed.stderr
+    # Only what the cut run had not stored was classified (a batch may be in flight twice).
+    assert IMAGES - len(cut) <= classified <= IMAGES - len(cut) + int(BATCH)
+    done = places(tmp_path)
+    assert len(done) == IMAGES
+    on_disk = sorted(str(p) for p in photos.rglob("*.jpg"))
+    assert sorted(path for paths in done.values() for path in paths) == on_disk
+
+
+def places(tmp_path: Path) -> dict[str, list[str]]:
+    """Every embedded document's recorded locations."""
+    settings = Settings(
+        data_dir=tmp_path / "data", search_backend="embedded", model_repository=MODEL_REPOSITORY
+    )
+
+    async def read(backend: SearchBackend) -> dict[str, list[str]]:
+        page = await backend.search("*", size=IMAGES + 10)
+        return {h.document.id: [loc.uri for loc in h.document.places] for h in page.hits}
+
+    return with_backend(settings, read)
 
 
 def test_predict_answers_503_during_an_outage_and_serves_after_it(

@@ -45,6 +45,13 @@ def test_the_index_follows_the_folder_and_sigterm_stops_cleanly(
         (folder / "chelsea.png").unlink()
         expected = sorted([[f"{root}/new/rocket.png"], [f"{root}/renamed.png"]])
         wait_for(lambda: sorted(locations(cli).values()) == expected, "the changes")
+        # The watcher is the index's one writer while it runs: another writer is told so,
+        # and nothing is changed behind its back.
+        other = cli.run("remove", f"{root}/renamed.png")
+        assert other.returncode != 0
+        assert "is locked" in other.stderr, other.stderr
+        assert "`watch`" in other.stderr
+        assert sorted(locations(cli).values()) == expected
     finally:
         watcher.send_signal(signal.SIGTERM)
         _, stderr = watcher.communicate(timeout=60)
