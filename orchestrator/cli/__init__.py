@@ -1,5 +1,2 @@
-"""The ``deeptag`` command line."""
-
-from orchestrator.cli.app import app
-
-__all__ = ["app"]
+"""The ``deeptag`` command line: :func:`orchestrator.cli.app.main` runs it, and
+:func:`~orchestrator.cli.app.build` makes the whole application."""

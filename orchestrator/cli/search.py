@@ -12,8 +12,6 @@ from rich.table import Table
 
 from orchestrator.cli.common import Sink, console, err_console, run_async, user_errors
 from orchestrator.errors import BadRequest, DeeptagError, DocumentNotFound
-from orchestrator.pipeline import TagOptions
-from orchestrator.runtime import tagging_session, triton_for
 from orchestrator.search import hybrid
 from orchestrator.search.base import (
     NO_OPTIONS,
@@ -31,8 +29,6 @@ from orchestrator.search.limits import MAX_RESULT_WINDOW
 from orchestrator.search.options import SORT_HELP, search_options
 from orchestrator.search.results import mode_page_json
 from orchestrator.settings import Settings, load_settings
-from orchestrator.sources import classify
-from orchestrator.text_encoder import TextEncoder
 from orchestrator.types import ItemFailure
 
 
@@ -45,6 +41,12 @@ class Mode(StrEnum):
 
 
 async def _embed(settings: Settings, image: str) -> list[float]:
+    # Here, not above: a search by words or by an indexed image needs no model, and the
+    # pipeline's imports cost a fresh `deeptag search` a third of its time.
+    from orchestrator.pipeline import TagOptions
+    from orchestrator.runtime import tagging_session, triton_for
+    from orchestrator.sources import classify
+
     with triton_for(settings) as triton:
         async with tagging_session(settings, triton.endpoints, path_roots=None) as session:
             (outcome,) = await session.tagger.tag(
@@ -56,15 +58,18 @@ async def _embed(settings: Settings, image: str) -> list[float]:
     return [float(x) for x in outcome.embedding]
 
 
-async def _like(backend: SearchBackend, settings: Settings, like: str, size: int) -> SearchPage:
+async def _like(
+    backend: SearchBackend, settings: Settings, like: str, size: int, filter: str | None = None
+) -> SearchPage:
+    """The ``size`` images nearest ``like``, among those matching ``filter`` when given."""
     if is_document_id(like):
         document = await backend.get(like)
         if document is None:
             raise DocumentNotFound(f"--like {like}: no indexed image has this id")
         if document.embedding is None:
             raise BadRequest(f"--like {like}: this image was indexed without an embedding")
-        return await backend.knn(document.embedding, k=size)
-    return await backend.knn(await _embed(settings, like), k=size)
+        return await backend.knn(document.embedding, k=size, filter=filter)
+    return await backend.knn(await _embed(settings, like), k=size, filter=filter)
 
 
 async def _by_words_and_meaning(
@@ -75,6 +80,7 @@ async def _by_words_and_meaning(
     size: int,
     offset: int,
     options: SearchOptions = NO_OPTIONS,
+    filter: str | None = None,
 ) -> ModePage:
     """The query in ``mode``; Triton (for the text encoder) only when the query needs it."""
 
@@ -89,11 +95,15 @@ async def _by_words_and_meaning(
             unavailable=unavailable,
             min_score=settings.semantic_min_score,
             options=options,
+            filter=filter,
         )
 
     ordered = options.sort is not None or options.near is not None
     if ordered or hybrid.runs_as_words(query, mode) or await backend.count_with("semantic") == 0:
         return await run()
+    from orchestrator.runtime import triton_for
+    from orchestrator.text_encoder import TextEncoder
+
     with triton_for(settings) as triton:
         try:
             encoder = TextEncoder.for_settings(settings, triton.endpoint)
@@ -116,13 +126,14 @@ async def _search(
     offset: int = 0,
     mode: SearchMode = "hybrid",
     options: SearchOptions = NO_OPTIONS,
+    filter: str | None = None,
 ) -> ModePage:
     backend = await open_backend(settings, kind)
     try:
         if like:
-            return ModePage(await _like(backend, settings, like, size), "words")
+            return ModePage(await _like(backend, settings, like, size, filter), "words")
         return await _by_words_and_meaning(
-            backend, settings, query or "*", mode, size, offset, options
+            backend, settings, query or "*", mode, size, offset, options, filter
         )
     finally:
         await backend.close()
@@ -236,6 +247,15 @@ def search(
             help=f"Count the hits per value of these, comma-separated: {', '.join(FACETS)}.",
         ),
     ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            metavar="QUERY",
+            help="Only images matching this word query, in every mode and with --like: "
+            "camera.make:canon, categories.category:dog, 'tags:espresso AND taken_at:>=2020'.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the /search JSON.")] = False,
     sink: Annotated[
         Sink | None,
@@ -251,10 +271,9 @@ def search(
     if like and options != NO_OPTIONS:
         raise BadRequest("--sort, --near and --facets apply to QUERY searches, not to --like")
     settings = load_settings()
+    kind = sink.kind if sink else None
     result = run_async(
-        _search(
-            settings, sink.kind if sink else None, query, like, size, offset, mode.value, options
-        )
+        _search(settings, kind, query, like, size, offset, mode.value, options, filter_)
     )
     if as_json:
         print(json.dumps(mode_page_json(result)))
@@ -262,7 +281,9 @@ def search(
     if result.notice:
         err_console.print(f"[yellow]note:[/] {escape(result.notice)}", highlight=False)
     if not result.page.hits:
-        console.print(f"no images match {query or like!r}")
+        narrowed = f" with --filter {filter_!r}" if filter_ else ""
+        # Escaped: a query's brackets (`width:[1000 TO 3000]`) are not Rich markup.
+        console.print(escape(f"no images match {query or like or '*'!r}{narrowed}"))
     else:
         console.print(render(result.page, scored=options.sort is None))
     if result.page.facets:

@@ -179,9 +179,9 @@ def _section(command: Command) -> list[str]:
 def render(app: typer.Typer | None = None) -> str:
     """The whole page for ``app`` (the ``deeptag`` app by default)."""
     if app is None:
-        from orchestrator.cli import app as deeptag_app
+        from orchestrator.cli.app import build
 
-        app = deeptag_app
+        app = build()
     lines = [
         "# Command line",
         "",

@@ -205,8 +205,19 @@ class SearchBackend(Protocol):
         k: int = 10,
         exclude_id: str | None = None,
         field: VectorField = "embedding",
+        *,
+        filter: str | None = None,
+        min_score: float | None = None,
     ) -> SearchPage:
-        """Nearest documents by cosine similarity of ``field`` (``embedding`` or ``semantic``)."""
+        """Nearest documents by cosine similarity of ``field`` (``embedding`` or ``semantic``).
+
+        ``filter``: a ``q=`` style word query; the answer is the nearest documents *that match
+        it* (filtered before the ``k`` are chosen, never after). ``min_score``: no hit below
+        this cosine. Both backends give the same answer for both.
+
+        Raises:
+            InvalidQuery: ``filter`` does not parse (the message quotes it).
+        """
 
     async def count_with(self, field: VectorField) -> int:
         """How many documents have a ``field`` vector (older ones may lack ``semantic``)."""

@@ -30,10 +30,11 @@ from orchestrator.search.es_errors import (
     is_transient_error,
     item_is_transient,
 )
+from orchestrator.search.es_knn import cosine_page, filter_words, knn_section, refused_filter
 from orchestrator.search.es_mapping import added_fields, index_mapping
 from orchestrator.search.es_query import search_body
 from orchestrator.search.facets import facets_from
-from orchestrator.search.limits import MAX_KNN_K, check_k, check_query, check_window, shown
+from orchestrator.search.limits import check_k, check_query, check_window, shown
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
 
@@ -264,31 +265,37 @@ class ElasticsearchBackend:
         k: int = 10,
         exclude_id: str | None = None,
         field: VectorField = "embedding",
+        *,
+        filter: str | None = None,
+        min_score: float | None = None,
     ) -> SearchPage:
+        from elasticsearch import BadRequestError
+
         check_k(k)
         # The same refusal of NaN, infinite, zero or wrongly sized vectors as the embedded index.
         query_vector = unit_vector(vector, VECTOR_DIMS[field])
+        words = filter_words(filter)
+        # Built before k == 0 is answered, so a bad filter is refused whatever k.
+        section = knn_section(
+            query_vector, k, field, exclude_id=exclude_id, words=words, min_score=min_score
+        )
         started = time.perf_counter()
         if k == 0:
             # ES refuses k=0; the embedded index answers it with no hits, and so do we.
             return SearchPage(0, (), 0.0)
-        knn: dict[str, Any] = {
-            "field": field,
-            "query_vector": [float(x) for x in query_vector],
-            "k": k,
-            "num_candidates": min(max(100, 2 * k), MAX_KNN_K),
-        }
-        if exclude_id is not None:
-            knn["filter"] = {"bool": {"must_not": {"ids": {"values": [exclude_id]}}}}
-        response = await self._call(
-            self.client.search(
-                index=self.index_name, knn=knn, size=k, source_excludes=_SOURCE_EXCLUDES
+        try:
+            response = await self._call(
+                self.client.search(
+                    index=self.index_name, knn=section, size=k, source_excludes=_SOURCE_EXCLUDES
+                ),
+                passthrough=(BadRequestError,),
             )
-        )
-        page = _page(response, started)
-        # ES reports cosine as (1 + cos) / 2; give users the cosine, as the embedded index does.
-        hits = tuple(SearchHit(h.document, 2 * h.score - 1) for h in page.hits)
-        return SearchPage(len(hits), hits, page.took_ms)
+        except BadRequestError as e:
+            # The vector, k and field are checked above: a refusal is the filter's.
+            if words is None:
+                raise self._unreachable(e) from e
+            raise refused_filter(words, describe(e)) from e
+        return cosine_page(_page(response, started), min_score)
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         from elasticsearch import NotFoundError

@@ -1,8 +1,10 @@
 """A search index in a local folder (tantivy), for use without an Elasticsearch cluster.
 
 The schema, and how documents are stored, live in :mod:`orchestrator.search.embedded_store`;
-query parsing in :mod:`orchestrator.search.embedded_query`. kNN is an exact cosine over all
-stored vectors of a field (``embedding`` or ``semantic``), with numpy.
+query parsing in :mod:`orchestrator.search.embedded_query`. Vectors live beside tantivy's files,
+as rows and HNSW segments (:mod:`orchestrator.search.vector_store`); kNN is
+:mod:`orchestrator.search.embedded_knn`. A folder written before that keeps its vectors in
+tantivy's stored documents and is searched by an exact scan of them until a writer upgrades it.
 
 tantivy allows one writer per index folder, enforced by a ``flock`` on
 ``.tantivy-writer.lock`` that the kernel releases when the holding process dies. Every
@@ -13,14 +15,12 @@ then an atomic rename of ``meta.json``), so a killed indexer loses at most its c
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import tantivy
 
 from orchestrator.errors import InvalidQuery, SearchBackendError
@@ -37,6 +37,7 @@ from orchestrator.search.base import (
     SearchPage,
     VectorField,
 )
+from orchestrator.search.embedded_knn import nearest_documents, rows_of, vector_at
 from orchestrator.search.embedded_locations import (
     PAGE_SIZE,
     UnderPrefix,
@@ -50,19 +51,27 @@ from orchestrator.search.embedded_store import (
     CURRENT_FIELDS,
     REINDEX_ADVICE,
     from_stored,
-    generation,
     hit_count,
     is_panic,
     open_tantivy,
+    opstamp,
     take_writer,
     tantivy_errors,
-    to_tantivy,
     write_and_commit,
 )
-from orchestrator.search.embedded_vectors import VectorSnapshot, read_vectors
-from orchestrator.search.limits import check_k, check_query, check_window, shown
+from orchestrator.search.embedded_upgrade import upgrade
+from orchestrator.search.embedded_vectors import LegacyVectors
+from orchestrator.search.embedded_writes import WriterSlot, prepare, store_rows, with_rows
+from orchestrator.search.limits import (
+    as_filter_error,
+    check_k,
+    check_query,
+    check_window,
+    shown,
+)
 from orchestrator.search.photo_query import rewrite_dates
-from orchestrator.search.vectors import Vectors, top_k, unit_vector
+from orchestrator.search.vector_store import VectorStore
+from orchestrator.search.vectors import Vectors, unit_vector
 
 T = TypeVar("T")
 
@@ -89,14 +98,12 @@ class EmbeddedIndex:
         self.dims = dims
         self.legacy = legacy
         self._index: tantivy.Index | None = index
-        self._writer = writer
+        self._writer = WriterSlot(self._require_open, directory, writer)
         self._schema = index.schema
         self._present = fields
         self._fields = query_fields(fields)
-        # tantivy's IndexWriter refuses concurrent use from two threads; so do we.
-        self._write_lock = threading.Lock()
-        self._vectors_lock = threading.Lock()
-        self._snapshots: dict[str, VectorSnapshot] = {}
+        self.vectors = VectorStore(directory, {f: self._dims(f) for f in ("embedding", "semantic")})
+        self._legacy_vectors = LegacyVectors(directory, fields, self._dims)
 
     @classmethod
     async def open(
@@ -104,7 +111,8 @@ class EmbeddedIndex:
     ) -> EmbeddedIndex:
         """Open the index in ``directory``, creating the folder and an empty index if missing.
 
-        A writer upgrades a folder written before concepts and semantic vectors existed.
+        A writer upgrades a folder written by an earlier deeptag (before the ANN files,
+        concepts or semantic vectors), and rebuilds ANN files that are missing or damaged.
 
         Raises:
             IndexLocked: ``writer`` is true and another process or object holds the lock.
@@ -114,9 +122,16 @@ class EmbeddedIndex:
 
     @classmethod
     def _open_sync(cls, directory: Path, writer: bool, dims: int) -> EmbeddedIndex:
-        opened = open_tantivy(directory, upgrade=writer)
+        opened = open_tantivy(directory)
+        if writer and opened.legacy:
+            upgrade(directory, {"embedding": dims, "semantic": VECTOR_DIMS["semantic"]})
+            opened = open_tantivy(directory)
         held = take_writer(opened.index, directory) if writer else None
-        return cls(directory, opened.index, held, dims, legacy=opened.legacy, fields=opened.fields)
+        index = cls(directory, opened.index, held, dims, legacy=opened.legacy, fields=opened.fields)
+        if held is not None:
+            with tantivy_errors(f"embedded index {directory}: its ANN files"):
+                index.vectors.repair(index._searcher(), index._schema, opstamp(directory))
+        return index
 
     async def ensure_index(self) -> None:
         """Nothing left to do: :meth:`open` creates the folder and the index when missing."""
@@ -165,18 +180,35 @@ class EmbeddedIndex:
         k: int = 10,
         exclude_id: str | None = None,
         field: VectorField = "embedding",
+        *,
+        filter: str | None = None,
+        min_score: float | None = None,
     ) -> SearchPage:
-        """The ``k`` documents whose ``field`` vectors have the highest cosine with ``vector``."""
+        """The ``k`` documents whose ``field`` vectors have the highest cosine with ``vector``,
+        among those matching the word query ``filter``.
+
+        Raises:
+            InvalidQuery: ``filter`` does not parse; the message quotes it and says why.
+        """
         check_k(k)
         started = time.perf_counter()
         query = unit_vector(vector, self._dims(field))
-        hits = await self._run(self._knn, query, k, exclude_id, field) if k > 0 else ()
+        where = None
+        if filter is not None and filter.strip() not in ("", "*"):
+            try:
+                check_query(filter)
+                where = self._parse(filter.strip())
+            except InvalidQuery as e:
+                raise as_filter_error(e, filter.strip()) from None
+        if k == 0:
+            return SearchPage(0, (), _elapsed_ms(started))
+        hits = await self._run(self._knn, query, k, exclude_id, field, where, min_score)
         return SearchPage(len(hits), hits, _elapsed_ms(started))
 
     async def count_with(self, field: VectorField) -> int:
-        if field not in self._present:
-            return 0
-        return await self._run(lambda: len(self._vectors(field).rows))
+        if self.legacy:
+            return await self._run(lambda: self._legacy_vectors.count(self._searcher(), field))
+        return await self._run(lambda: self.vectors.count(self._searcher(), field))
 
     async def count_with_photo(self) -> int:
         # Every image whose metadata was read has a format; older documents have none.
@@ -218,8 +250,8 @@ class EmbeddedIndex:
         if self._index is None:
             return
         self._index = None  # refuses new calls from now on
-        self._snapshots = {}
-        await asyncio.to_thread(self._drop_writer)
+        self._legacy_vectors.forget()
+        await asyncio.to_thread(self._writer.drop)
 
     # --- Blocking work, run in a worker thread -------------------------------------------
 
@@ -234,17 +266,17 @@ class EmbeddedIndex:
     def _delete(self, ids: list[str]) -> set[str]:
         found = existing(self._searcher(), self._schema, ids)
         if found:
-            with self._writer_for_call() as writer:
+            with self._writer.use() as writer:
                 delete_and_commit(writer, found)
-            self._snapshots = {}
         return found
 
     def _set_locations(self, doc_id: str, locations: list[Location]) -> bool:
-        document = relocated(self._searcher(), self._schema, doc_id, locations)
-        if document is None:
+        found = relocated(self._searcher(), self._schema, doc_id, locations)
+        if found is None:
             return False
-        with self._writer_for_call() as writer:
-            error = write_and_commit(writer, [(document, to_tantivy(document, self.dims))])
+        document, rows = found
+        with self._writer.use() as writer:
+            error = write_and_commit(writer, [(document, with_rows(document, rows))])
         if error is not None:
             raise SearchBackendError(f"embedded index {self.directory}: {error}")
         return True
@@ -293,10 +325,21 @@ class EmbeddedIndex:
         hits = searcher.search(self._id_query(doc_id), 1).hits
         if not hits:
             return None
-        return from_stored(searcher.doc(hits[0][1]), with_vectors=True)
+        stored = searcher.doc(hits[0][1])
+        if self.legacy:
+            return from_stored(stored, with_vectors=True)
+        rows = rows_of(stored)
+        return replace(
+            from_stored(stored),
+            embedding=vector_at(self.vectors, rows, "embedding"),
+            semantic=vector_at(self.vectors, rows, "semantic"),
+        )
+
+    def _parse(self, query: str) -> tantivy.Query:
+        return parse(self._require_open(), rewrite_dates(query), self._fields, as_typed=query)
 
     def _search(self, query: str, size: int, offset: int, options: SearchOptions) -> SearchPage:
-        parsed = parse(self._require_open(), rewrite_dates(query), self._fields, as_typed=query)
+        parsed = self._parse(query)
         searcher = self._searcher()
         try:
             found = find(searcher, self._schema, parsed, self._present, size, offset, options)
@@ -320,79 +363,43 @@ class EmbeddedIndex:
         return tantivy.Query.term_query(self._schema, "id", doc_id)
 
     def _index_batch(self, documents: list[ImageDocument]) -> list[IndexResult]:
-        results: list[IndexResult] = []
-        prepared: list[tuple[ImageDocument, tantivy.Document]] = []
-        for document in documents:
-            try:
-                prepared.append((document, to_tantivy(document, self.dims)))
-                results.append(IndexResult(document.id, document.uri, True))
-            except (TypeError, ValueError, OverflowError) as e:
-                # One document that cannot be stored must not cost the rest of its batch.
-                results.append(IndexResult(document.id, document.uri, False, str(e)))
+        prepared, results = prepare(documents, self.dims)
         if not prepared:
             return results
-        with self._writer_for_call() as writer:
-            error = write_and_commit(writer, prepared)
-        self._snapshots = {}
+        with self._writer.use() as writer:
+            # Rows first, on disk before the commit that names them (embedded_writes.py).
+            store_rows(self.vectors, prepared)
+            error = write_and_commit(writer, [(p.document, p.doc) for p in prepared])
+            if error is None:
+                # Under the writer lock: one writer builds the ANN segments, after the commit.
+                self.vectors.maintain(self._searcher(), self._schema, opstamp(self.directory))
         if error is None:
             return results
         return [r if not r.ok else IndexResult(r.id, r.uri, False, error) for r in results]
 
-    @contextmanager
-    def _writer_for_call(self) -> Iterator[tantivy.IndexWriter]:
-        """The writer this object holds, or one taken (and released) for this call only."""
-        with self._write_lock:
-            if self._writer is not None:
-                yield self._writer
-                return
-            writer = take_writer(self._require_open(), self.directory)
-            try:
-                yield writer
-            finally:
-                self._release_writer(writer)
-
-    def _drop_writer(self) -> None:
-        # Under the lock, so that a batch being committed finishes before the writer goes.
-        with self._write_lock:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                self._release_writer(writer)
-
-    def _release_writer(self, writer: tantivy.IndexWriter) -> None:
-        # Waiting for merges consumes the writer; dropping it releases the lock at once,
-        # rather than whenever the garbage collector gets to it.
-        with tantivy_errors(f"embedded index {self.directory}: releasing the writer"):
-            writer.wait_merging_threads()
-
     def _knn(
-        self, query: Vectors, k: int, exclude_id: str | None, field: VectorField
+        self,
+        query: Vectors,
+        k: int,
+        exclude_id: str | None,
+        field: VectorField,
+        where: tantivy.Query | None,
+        min_score: float | None,
     ) -> tuple[SearchHit, ...]:
-        snapshot = self._vectors(field)
-        if not snapshot.rows:
-            return ()
-        scores = snapshot.matrix @ query
-        if exclude_id in snapshot.rows:
-            scores[snapshot.rows[exclude_id]] = -np.inf
-        top = top_k(scores, k)
+        searcher = self._searcher()
+        if self.legacy:
+            near = self._legacy_vectors.nearest(searcher, field, query, k, exclude_id, where)
+        else:
+            found = nearest_documents(
+                self.vectors, searcher, self._schema, field, query, k, exclude_id=exclude_id,
+                where=where, min_score=min_score,
+            )  # fmt: skip
+            near = [(n.score, n.address) for n in found]
         return tuple(
-            SearchHit(from_stored(snapshot.searcher.doc(snapshot.addresses[i])), float(scores[i]))
-            for i in top
+            SearchHit(from_stored(searcher.doc(address)), score)
+            for score, address in near
+            if min_score is None or score >= min_score
         )
-
-    def _vectors(self, field: VectorField) -> VectorSnapshot:
-        """Every vector of ``field``, re-read only when a commit (from any process) changed
-        the index."""
-        with self._vectors_lock:
-            # Read the generation before reloading: a commit in between then only costs one
-            # extra rebuild, never a stale cache labelled as current.
-            current = generation(self.directory)
-            snapshot = self._snapshots.get(field)
-            if snapshot is None or snapshot.generation != current:
-                present = field in self._present
-                searcher = self._searcher()
-                snapshot = read_vectors(searcher, current, field, self._dims(field), present)
-                self._snapshots[field] = snapshot
-            return snapshot
 
 
 def _elapsed_ms(started: float) -> float:

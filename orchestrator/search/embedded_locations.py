@@ -19,6 +19,7 @@ from orchestrator.search.documents import locations_from_source, with_locations
 from orchestrator.search.embedded_photo import KEY_FIELD
 from orchestrator.search.embedded_store import (
     LOCATIONS_FIELD,
+    ROW_FIELDS,
     SOURCE_FIELD,
     from_stored,
     hit_count,
@@ -56,12 +57,19 @@ def delete_and_commit(writer: tantivy.IndexWriter, ids: set[str]) -> None:
 
 def relocated(
     searcher: tantivy.Searcher, schema: tantivy.Schema, doc_id: str, places: Sequence[Location]
-) -> ImageDocument | None:
-    """The stored document (vectors included) placed at ``places``; None when not indexed."""
+) -> tuple[ImageDocument, dict[str, int]] | None:
+    """The stored document placed at ``places``, and the rows of its vectors (which do not
+    move); None when not indexed."""
     hits = searcher.search(tantivy.Query.term_query(schema, "id", doc_id), 1).hits
     if not hits:
         return None
-    return with_locations(from_stored(searcher.doc(hits[0][1]), with_vectors=True), places)
+    stored = searcher.doc(hits[0][1])
+    rows = {
+        field: int(value)
+        for field, row_field in ROW_FIELDS.items()
+        if (value := stored.get_first(row_field)) is not None
+    }
+    return with_locations(from_stored(stored), places), rows
 
 
 @dataclass(frozen=True, eq=False)

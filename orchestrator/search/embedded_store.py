@@ -11,7 +11,6 @@ upgraded in place when a writer opens it.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from orchestrator.errors import DeeptagError, IndexLocked, SearchBackendError
 from orchestrator.search.base import EMBEDDING_DIMS, SEMANTIC_DIMS, ImageDocument
 from orchestrator.search.documents import document_from_source, document_to_source
 from orchestrator.search.embedded_photo import PHOTO_SCHEMA_FIELDS, add_photo, add_photo_fields
-from orchestrator.search.vectors import embedding_bytes
+from orchestrator.search.vectors import Vectors, embedding_bytes
 
 #: The writer's indexing memory: small enough for a laptop, large enough that a batch of a few
 #: hundred documents never spills into extra segments. tantivy needs >= 15 MB per thread.
@@ -41,6 +40,9 @@ SEMANTIC_FIELD = "semantic"
 LOCATIONS_FIELD = "locations.uri"
 #: User metadata, indexed (and fast, for ranges) under its own keys: ``album``, ``camera.make``.
 METADATA_FIELD = "_metadata"
+#: The row of each of a document's vectors in the folder's row files (vector_rows.py); the
+#: stored ``embedding`` and ``semantic`` bytes are only read from folders written before.
+ROW_FIELDS = {EMBEDDING_FIELD: "_row.embedding", SEMANTIC_FIELD: "_row.semantic"}
 #: The fields added since the first version; a folder lacking some of them is a legacy one.
 NEW_FIELDS = frozenset(
     {
@@ -52,6 +54,7 @@ NEW_FIELDS = frozenset(
         "custom.score",
         *PHOTO_SCHEMA_FIELDS,
         LOCATIONS_FIELD,
+        *ROW_FIELDS.values(),
     }
 )
 REINDEX_ADVICE = "run `deeptag index --reindex FOLDER...` on the images to add them"
@@ -85,6 +88,8 @@ def build_schema() -> tantivy.Schema:
     builder.add_bytes_field(SEMANTIC_FIELD, stored=True)
     add_photo_fields(builder)
     builder.add_text_field(LOCATIONS_FIELD, tokenizer_name="raw", index_option="basic")
+    for row_field in ROW_FIELDS.values():
+        builder.add_integer_field(row_field, stored=True, indexed=True, fast=True)
     return builder.build()
 
 
@@ -117,8 +122,9 @@ class OpenedIndex:
     fields: frozenset[str] = CURRENT_FIELDS
 
 
-def open_tantivy(directory: Path, upgrade: bool = False) -> OpenedIndex:
-    """Open (or create) the index in ``directory``; ``upgrade`` rewrites a legacy one first."""
+def open_tantivy(directory: Path) -> OpenedIndex:
+    """Open (or create) the index in ``directory`` (a legacy one as it is: see
+    :mod:`orchestrator.search.embedded_upgrade`)."""
     where = f"embedded index {directory}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -137,9 +143,6 @@ def open_tantivy(directory: Path, upgrade: bool = False) -> OpenedIndex:
             and fields != CURRENT_FIELDS
             and CURRENT_FIELDS - NEW_FIELDS <= fields <= CURRENT_FIELDS
         )
-        if legacy and upgrade:
-            _upgrade(directory)
-            legacy = False
         if legacy:
             index = tantivy.Index.open(path)
         else:
@@ -164,33 +167,6 @@ def _stored_fields(directory: Path) -> frozenset[str] | None:
         return None
     entries = json.loads(meta.read_bytes()).get("schema") or []
     return frozenset(str(entry.get("name")) for entry in entries if isinstance(entry, dict))
-
-
-def _upgrade(directory: Path) -> None:
-    """Copy every document of a legacy folder into one with today's fields, then swap them.
-
-    The legacy folder's writer lock is held throughout, so no other writer adds documents
-    the copy would miss. Documents keep what they had; re-tagging adds concepts and vectors.
-    """
-    old = tantivy.Index.open(str(directory))
-    lock = take_writer(old, directory)
-    staging = directory.with_name(directory.name + ".upgrading")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    new = tantivy.Index(build_schema(), path=str(staging))
-    writer = new.writer(heap_size=WRITER_HEAP_BYTES, num_threads=WRITER_THREADS)
-    searcher = old.searcher()
-    everything = searcher.search(tantivy.Query.all_query(), max(searcher.num_docs, 1))
-    for _, address in everything.hits:
-        writer.add_document(to_tantivy(from_stored(searcher.doc(address), with_vectors=True)))
-    writer.commit()
-    writer.wait_merging_threads()
-    retired = directory.with_name(directory.name + ".legacy")
-    shutil.rmtree(retired, ignore_errors=True)
-    directory.rename(retired)
-    staging.rename(directory)
-    lock.wait_merging_threads()
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def take_writer(index: tantivy.Index, directory: Path) -> tantivy.IndexWriter:
@@ -226,11 +202,14 @@ def write_and_commit(
     return None
 
 
-def to_tantivy(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> tantivy.Document:
+def to_tantivy(document: ImageDocument) -> tantivy.Document:
     """The indexed and stored fields of one document.
 
+    The vectors are not in it: the caller stores them as rows (:func:`unit_vectors`) and
+    adds the :data:`ROW_FIELDS` that name them.
+
     Raises:
-        ValueError: the document cannot be stored as it is (no id, a wrong vector).
+        ValueError: the document cannot be stored as it is (no id).
         TypeError: its metadata is not JSON-serialisable.
     """
     if not document.id:
@@ -264,11 +243,28 @@ def to_tantivy(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> tantivy.D
     if document.metadata:
         doc.add_json(METADATA_FIELD, dict(document.metadata))
     add_photo(doc, document.id, source)
-    if document.embedding is not None:
-        doc.add_bytes(EMBEDDING_FIELD, embedding_bytes(document.embedding, dims))
-    if document.semantic is not None:
-        doc.add_bytes(SEMANTIC_FIELD, embedding_bytes(document.semantic, SEMANTIC_DIMS))
     return doc
+
+
+def unit_vectors(document: ImageDocument, dims: int = EMBEDDING_DIMS) -> dict[str, Vectors]:
+    """The document's vectors by field, checked and L2-normalised, as rows are stored.
+
+    Raises:
+        ValueError: a vector of the wrong length, with NaN or infinite values, or all zeros.
+    """
+    found: dict[str, Vectors] = {}
+    for field, vector, size in (
+        (EMBEDDING_FIELD, document.embedding, dims),
+        (SEMANTIC_FIELD, document.semantic, SEMANTIC_DIMS),
+    ):
+        if vector is None:
+            continue
+        values = np.frombuffer(embedding_bytes(vector, size), dtype="<f4")
+        norm = float(np.linalg.norm(values))
+        if norm == 0.0:
+            raise ValueError(f"{field} vector is all zeros")
+        found[field] = (values / norm).astype(np.float32)
+    return found
 
 
 def from_stored(stored: tantivy.Document, with_vectors: bool = False) -> ImageDocument:
@@ -311,3 +307,11 @@ def generation(directory: Path) -> str:
 def hit_count(result: tantivy.SearchResult) -> int:
     # `count` exists at runtime (we always ask for it) but is missing from tantivy's stubs.
     return int(getattr(result, "count", 0) or 0)
+
+
+def opstamp(directory: Path) -> int:
+    """The number of tantivy's last commit in ``directory`` (0 before the first)."""
+    try:
+        return int(json.loads((directory / "meta.json").read_bytes()).get("opstamp") or 0)
+    except (OSError, ValueError):
+        return 0

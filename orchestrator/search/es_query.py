@@ -17,18 +17,7 @@ def search_body(query: str, fields: Sequence[str], options: SearchOptions) -> di
     Raises:
         InvalidQuery: a ``taken_at`` clause holds something that is not a date.
     """
-    if query in ("", "*"):
-        clause: dict[str, Any] = {"match_all": {}}
-    else:
-        # q= semantics, with bare words looking where the embedded index looks; lenient:
-        # a word compared with a numeric or date field is no match rather than an error.
-        clause = {
-            "query_string": {
-                "query": rewrite_dates(query),
-                "fields": list(fields),
-                "lenient": True,
-            }
-        }
+    clause = query_clause(query, fields)
     if options.near is not None:
         clause = {"bool": {"must": clause, "filter": near_filter(options.near)}}
     body: dict[str, Any] = {"query": clause}
@@ -37,6 +26,26 @@ def search_body(query: str, fields: Sequence[str], options: SearchOptions) -> di
     if options.facets:
         body["aggs"] = es_aggregations(options.facets)
     return body
+
+
+def query_clause(query: str, fields: Sequence[str]) -> dict[str, Any]:
+    """``query`` (already checked and stripped) as the Elasticsearch query it means: a word
+    search's, and a kNN filter's, so both read a query string alike.
+
+    Raises:
+        InvalidQuery: a ``taken_at`` clause holds something that is not a date.
+    """
+    if query in ("", "*"):
+        return {"match_all": {}}
+    # q= semantics, with bare words looking where the embedded index looks; lenient: a word
+    # compared with a numeric or date field is no match rather than an error.
+    return {
+        "query_string": {
+            "query": rewrite_dates(query),
+            "fields": list(fields),
+            "lenient": True,
+        }
+    }
 
 
 def near_filter(near: GeoFilter) -> dict[str, Any]:

@@ -7,6 +7,10 @@ BM25 and cosine. A structured query (``field:value``, ranges, ``AND``/``OR``/``-
 wildcards) keeps its exact meaning: it runs as words only. A quoted phrase is still free text.
 So does a search sorted by date or filtered by distance: those order and filter word matches.
 Facets count the word matches of the query in every mode.
+
+A ``filter`` (a word query too: ``camera.make:canon``) narrows both lists before they are
+fused: the words run as ``(query) AND (filter)``, and the semantic list is the nearest
+documents that match it, so a filter never empties a page its matches could fill.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.errors import BadRequest
+from orchestrator.errors import BadRequest, InvalidQuery
 from orchestrator.search.base import (
     NO_OPTIONS,
     Facet,
@@ -26,7 +30,13 @@ from orchestrator.search.base import (
     SearchOptions,
     SearchPage,
 )
-from orchestrator.search.limits import MAX_KNN_K, MAX_RESULT_WINDOW, check_query, check_window
+from orchestrator.search.limits import (
+    MAX_KNN_K,
+    MAX_RESULT_WINDOW,
+    as_filter_error,
+    check_query,
+    check_window,
+)
 from orchestrator.search.photo_query import involves_photo, photo_notice
 
 SearchMode = Literal["hybrid", "words", "semantic"]
@@ -70,6 +80,16 @@ def semantic_text(query: str) -> str:
     return " ".join(query.replace('"', " ").split())
 
 
+def filtered(query: str, filter: str | None) -> str:
+    """The word query that matches ``query`` and ``filter`` both (pure; both stripped)."""
+    if filter is None or filter in ("", "*"):
+        return query
+    if query in ("", "*"):
+        return filter
+    # Grouped, so an OR in either stays inside it: `a OR b` AND `c` is not `a OR (b AND c)`.
+    return f"({query}) AND ({filter})"
+
+
 def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
     """Reciprocal rank fusion of ranked id lists, best first (pure).
 
@@ -104,46 +124,52 @@ async def search(
     unavailable: str | None = None,
     min_score: float = 0.0,
     options: SearchOptions = NO_OPTIONS,
+    filter: str | None = None,
 ) -> ModePage:
     """The page of ``query`` in ``mode``; ``encode`` embeds query text (None: words only,
     ``unavailable`` saying why). With a sort or a distance in ``options`` it runs as words.
+    ``filter``: only documents matching this word query, in every list (see the module).
 
     Raises:
-        InvalidQuery, BadRequest: as :meth:`SearchBackend.search` does, and for a sort or a
-            distance in semantic mode, which has no word matches to order or filter.
+        InvalidQuery, BadRequest: as :meth:`SearchBackend.search` does (a bad ``filter`` is
+            named as the filter), and for a sort or a distance in semantic mode, which has no
+            word matches to order or filter.
     """
     query = query.strip()
     check_window(size, offset)
     check_query(query)
+    filter = _only(filter)
+    words_query = filtered(query, filter)
     ordered = options.sort is not None or options.near is not None
     if ordered and mode == "semantic":
         raise BadRequest(
             "sort and near order and filter the query's word matches: use them with mode "
             "hybrid or words, not semantic"
         )
-    photo = await _photo_notice(backend, query, options)
+    photo = await _photo_notice(backend, words_query, options)
     if ordered or runs_as_words(query, mode):
-        page = await backend.search(query or "*", size=size, offset=offset, options=options)
+        page = await _words(backend, query, filter, size, offset, options)
         return ModePage(page, "words", photo)
     started = time.perf_counter()
     notice = await _coverage_notice(backend)
     if encode is None or notice == _NONE_HAVE_VECTORS:
         why = notice or f"semantic search is unavailable: {unavailable or 'no text encoder'}"
         if mode == "semantic":
-            page = SearchPage(0, (), _ms(started), await _facets(backend, query, options))
+            page = SearchPage(0, (), _ms(started), await _facets(backend, words_query, options))
             return ModePage(page, "semantic", _joined(why, photo))
-        page = await backend.search(query, size=size, offset=offset, options=options)
+        page = await _words(backend, query, filter, size, offset, options)
         return ModePage(page, "words", _joined(why, photo))
     window = offset + size
     depth = depth_for(window)
     vector = await encode(semantic_text(query))
-    found = await backend.knn(vector, k=depth, field="semantic")
-    semantic = [hit for hit in found.hits if hit.score >= min_score]
-    facets = await _facets(backend, query, options)
+    # The backend keeps the nearest documents that match the filter, none under min_score.
+    found = await backend.knn(vector, k=depth, field="semantic", filter=filter, min_score=min_score)
+    semantic = found.hits
+    facets = await _facets(backend, words_query, options)
     if mode == "semantic":
-        page = SearchPage(len(semantic), tuple(semantic[offset:window]), _ms(started), facets)
+        page = SearchPage(len(semantic), semantic[offset:window], _ms(started), facets)
         return ModePage(page, "semantic", _joined(notice, photo))
-    words = await backend.search(query, size=depth)
+    words = await _words(backend, query, filter, depth)
     documents = {hit.document.id: hit.document for hit in (*semantic, *words.hits)}
     fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in semantic]])
     word_ids = {hit.document.id for hit in words.hits}
@@ -151,6 +177,43 @@ async def search(
     hits = tuple(SearchHit(documents[doc_id], score) for doc_id, score in fused[offset:window])
     page = SearchPage(total, hits, _ms(started), facets)
     return ModePage(page, "hybrid", _joined(notice, photo))
+
+
+def _only(filter: str | None) -> str | None:
+    """The filter's query string; None when it lets every document through, as ``*`` does."""
+    words = (filter or "").strip()
+    return None if words in ("", "*") else words
+
+
+async def _words(
+    backend: SearchBackend,
+    query: str,
+    filter: str | None,
+    size: int,
+    offset: int = 0,
+    options: SearchOptions = NO_OPTIONS,
+) -> SearchPage:
+    """The word matches of ``query`` that also match ``filter``.
+
+    Raises:
+        InvalidQuery: the query or the filter does not parse; the message names the one at
+            fault (the backend's own quotes the two joined).
+    """
+    try:
+        return await backend.search(
+            filtered(query, filter) or "*", size=size, offset=offset, options=options
+        )
+    except InvalidQuery:
+        if filter is None:
+            raise
+        # Each alone, only now that the two together failed: a bad query raises its own
+        # error here, a bad filter one that says it is the filter.
+        await backend.search(query or "*", size=0)
+        try:
+            await backend.search(filter, size=0)
+        except InvalidQuery as e:
+            raise as_filter_error(e, filter) from None
+        raise
 
 
 async def _facets(backend: SearchBackend, query: str, options: SearchOptions) -> tuple[Facet, ...]:

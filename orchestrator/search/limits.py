@@ -104,3 +104,9 @@ def _nesting(query: str) -> int:
         elif char == ")":
             depth = max(depth - 1, 0)
     return deepest
+
+
+def as_filter_error(error: InvalidQuery, words: str) -> InvalidQuery:
+    """``error``, raised checking ``words`` as a query, worded as being about the filter
+    (``--filter``, ``filter=``) rather than the query."""
+    return InvalidQuery(error.message.replace(f"query {shown(words)}", f"filter {shown(words)}", 1))

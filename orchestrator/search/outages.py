@@ -88,8 +88,13 @@ class OutageTolerantBackend:
         k: int = 10,
         exclude_id: str | None = None,
         field: VectorField = "embedding",
+        *,
+        filter: str | None = None,
+        min_score: float | None = None,
     ) -> SearchPage:
-        return await self._ride(lambda: self.inner.knn(vector, k, exclude_id, field))
+        return await self._ride(
+            lambda: self.inner.knn(vector, k, exclude_id, field, filter=filter, min_score=min_score)
+        )
 
     async def count_with(self, field: VectorField) -> int:
         return await self._ride(lambda: self.inner.count_with(field))

@@ -139,6 +139,12 @@ class SearchRequest(StrictModel):
         default=None,
         description="Facet names, comma-separated or a list: year, camera.model, place.country...",
     )
+    filter: str | None = Field(
+        default=None,
+        description="A query string the hits must also match, with q in every mode or with "
+        "like (then the nearest images that match it): camera.make:canon, "
+        "categories.category:dog",
+    )
 
 
 class IndexRequest(StrictModel):

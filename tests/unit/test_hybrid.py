@@ -159,6 +159,25 @@ def test_words_and_phrases_are_free_text(query: str) -> None:
     assert hybrid.semantic_text(query) == query.replace('"', "")
 
 
+@pytest.mark.parametrize(
+    ("query", "filter", "words"),
+    [
+        ("kitten", None, "kitten"),
+        ("kitten", "*", "kitten"),
+        ("kitten", "camera.make:canon", "(kitten) AND (camera.make:canon)"),
+        # Grouped: the filter narrows the whole query, not its last alternative.
+        ("cat OR dog", "taken_at:2019", "(cat OR dog) AND (taken_at:2019)"),
+        ("tags:dog", "a OR b", "(tags:dog) AND (a OR b)"),
+        ("*", "camera.make:canon", "camera.make:canon"),
+        ("", "camera.make:canon", "camera.make:canon"),
+    ],
+)
+def test_a_filter_narrows_the_word_query_as_a_whole(
+    query: str, filter: str | None, words: str
+) -> None:
+    assert hybrid.filtered(query, filter) == words
+
+
 # --- On the embedded index -------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import typer
 import typer.main
 from pydantic import Field
 
-from orchestrator.cli import app
+from orchestrator.cli.app import build
 from orchestrator.reference import PAGES, render_pages, settings_page
 from orchestrator.reference.__main__ import main
 from orchestrator.reference.http_page import METHODS, openapi_document
@@ -53,7 +53,7 @@ def cli_commands() -> dict[str, list[str]]:
                 child = command.get_command(ctx, name)
                 walk(child, typer.Context(child, info_name=name, parent=ctx), f"{path} {name}")
 
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(build())
     walk(root, typer.Context(root, info_name="deeptag"), "deeptag")
     return found
 

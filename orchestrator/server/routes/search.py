@@ -59,6 +59,7 @@ async def by_query(
     size: int,
     offset: int,
     options: SearchOptions = NO_OPTIONS,
+    filter: str | None = None,
 ) -> dict[str, Any]:
     """Words and meaning fused (or one of them), with a notice when something is missing."""
     backend = await state.get_backend()
@@ -73,6 +74,7 @@ async def by_query(
         unavailable=state.text_encoder_problem,
         min_score=state.settings.semantic_min_score,
         options=options,
+        filter=filter,
     )
     return mode_page_json(result)
 
@@ -112,10 +114,16 @@ async def search_get(
         description=f"Count the hits per value of these, comma-separated: {', '.join(FACETS)}",
         examples=["year,camera.model,place.country"],
     ),
+    filter: str | None = Query(
+        default=None,
+        description="A query string the hits must also match, in every mode; by meaning, the "
+        "nearest images that match it",
+        examples=["camera.make:canon", "categories.category:dog"],
+    ),
 ) -> dict[str, Any]:
     # Parsed before any backend call: a bad value is a 400 naming it, never a 500.
     options = search_options(sort, near, within, facets)
-    return await by_query(state, q, mode, size, offset, options)
+    return await by_query(state, q, mode, size, offset, options, filter)
 
 
 @router.post(
@@ -123,7 +131,7 @@ async def search_get(
     response_model=None,
     **described(
         body=SearchRequest,
-        example={"q": "espresso", "size": 10},
+        example={"q": "espresso", "size": 10, "filter": "taken_at:>=2020"},
         ok=SearchResponse,
         errors=(*BODY_ERRORS, 404, 409, 500, 503),
     ),
@@ -137,11 +145,13 @@ async def search_post(request: Request, state: State) -> dict[str, Any]:
         backend = await state.get_backend()
         started = time.perf_counter()
         vector = await embedding_of(body.like, state)
-        page = await backend.knn(vector, k=body.k)
+        page = await backend.knn(vector, k=body.k, filter=body.filter)
         # The time a user waited includes embedding the example image.
         took = (time.perf_counter() - started) * 1000
         return page_json(SearchPage(page.total, page.hits, took))
-    return await by_query(state, body.q or "*", body.mode, body.size, body.offset, options)
+    return await by_query(
+        state, body.q or "*", body.mode, body.size, body.offset, options, body.filter
+    )
 
 
 def _store_upload(prediction: Prediction, data: bytes, uploads: Path) -> str:
