@@ -166,6 +166,7 @@ class Tagger:
                 photo=image.photo,
                 size=image.size,
                 mtime=image.mtime,
+                phash=image.phash,
             )
             for i, (image, labels) in enumerate(zip(ready, result.labels, strict=True))
         )

@@ -13,6 +13,7 @@ from PIL import Image
 from orchestrator.errors import CorruptImage, ImageTooLarge
 from orchestrator.formats import OpenedImage, open_image, upright_rgb
 from orchestrator.metadata import read_metadata
+from orchestrator.phash import perceptual_hash
 from orchestrator.places import place_of
 from orchestrator.sources import name_of
 from orchestrator.types import ImageBytes, PreparedImage
@@ -85,8 +86,9 @@ def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
 
 
 def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -> PreparedImage:
-    """The model's input, the image's size and content hash, and what the photo says about
-    itself (``photo``; without position or place when ``with_location`` is False)."""
+    """The model's input, the image's size, content hash and perceptual hash, and what the
+    photo says about itself (``photo``; without position or place when ``with_location`` is
+    False)."""
     rgb, (width, height), opened = _decode(image, max_pixels, RESIZE_SHORT_SIDE)
     return PreparedImage(
         source=image.source,
@@ -97,4 +99,13 @@ def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -
         photo=read_metadata(opened, with_location=with_location, geocode=place_of),
         size=image.size,
         mtime=image.mtime,
+        # Of the whole upright picture, not the model's centre crop. Hashing the drafted
+        # (downscaled) decode loses nothing: pHash looks at a 32x32 thumbnail only.
+        phash=perceptual_hash(rgb),
     )
+
+
+def phash_of(image: ImageBytes, max_pixels: int) -> str:
+    """The perceptual hash :func:`prepare` gives ``image``, decoded the same way (so the same
+    bytes always get the same hash), for documents indexed before deeptag computed it."""
+    return perceptual_hash(_decode(image, max_pixels, RESIZE_SHORT_SIDE)[0])

@@ -53,6 +53,8 @@ class PreparedImage:
     #: The file's size and mtime when it was read (see :class:`ImageBytes`).
     size: int | None = None
     mtime: float | None = None
+    #: The 64-bit perceptual hash of the upright image, 16 hex digits (``orchestrator.phash``).
+    phash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Prediction:
     #: The file's size and mtime when it was read (see :class:`ImageBytes`).
     size: int | None = None
     mtime: float | None = None
+    #: The image's perceptual hash (see :class:`PreparedImage`).
+    phash: str | None = None
 
 
 @dataclass(frozen=True)

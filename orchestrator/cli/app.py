@@ -25,6 +25,7 @@ COMMANDS = {
     "sync": ("orchestrator.cli.sync", "sync"),
     "remove": ("orchestrator.cli.remove", "remove"),
     "watch": ("orchestrator.cli.watch", "watch"),
+    "duplicates": ("orchestrator.cli.duplicates", "duplicates"),
     "train": ("orchestrator.cli.train", "train_command"),
 }
 #: Command groups: name -> (module, typer app).

@@ -1,4 +1,5 @@
-"""``deeptag index --refresh-metadata``: the CLI side of :mod:`orchestrator.refresh`."""
+"""``deeptag index --refresh-metadata``: the CLI side of :mod:`orchestrator.refresh` (photo
+metadata, and the perceptual hash of documents indexed without one)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,12 @@ def summarise(stats: RefreshStats, failures: str) -> None:
         f"in {stats.elapsed_s:.1f} s",
         highlight=False,
     )
+    if stats.hashed:
+        # Documents indexed before deeptag hashed images: near-duplicate checks need it.
+        err_console.print(
+            f"{stats.hashed} of them given a perceptual hash (indexed before deeptag computed one)",
+            highlight=False,
+        )
     if stats.not_indexed:
         err_console.print(
             f"{stats.not_indexed} images are not in the index: `deeptag index` them (that "

@@ -54,6 +54,7 @@ DECODED_COLUMNS = (
     "pixels",
     "photo",
     "seen",
+    "phash",
 )
 TAGGED_COLUMNS = (*OUTCOME_COLUMNS, "document")
 _INT_COLUMNS = frozenset({"width", "height"})
@@ -82,6 +83,7 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
             "pixels": b"",
             "photo": "",
             "seen": "",
+            "phash": "",
         }
     return row | {
         "status": Status.READY.value,
@@ -95,6 +97,7 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
         "photo": photo_text(outcome.photo),
         # One string column, as size and mtime are both absent for URLs and base64.
         "seen": "" if outcome.size is None else json.dumps([outcome.size, outcome.mtime]),
+        "phash": outcome.phash or "",
     }
 
 
@@ -107,6 +110,7 @@ def prepared_of(row: Mapping[str, Any]) -> PreparedImage:
         height=int(row["height"]),
         sha256=row["sha256"],
         photo=photo_of(row.get("photo") or ""),
+        phash=row.get("phash") or None,
         **_seen_of(row.get("seen") or ""),
     )
 

@@ -105,6 +105,9 @@ class ImageDocument:
     #: Every known place of this content, the first being ``uri``. Empty for documents
     #: written before deeptag kept them: read as ``(Location(uri),)``.
     locations: tuple[Location, ...] = ()
+    #: The 64-bit perceptual hash of the picture, 16 hex digits (``orchestrator.phash``): it
+    #: confirms near-duplicates that the embedding finds. None for documents indexed before.
+    phash: str | None = None
 
     @property
     def places(self) -> tuple[Location, ...]:
@@ -218,6 +221,11 @@ class SearchBackend(Protocol):
         Raises:
             InvalidQuery: ``filter`` does not parse (the message quotes it).
         """
+
+    async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
+        """``(id, id, cosine)`` of the documents whose embeddings are close: each pair once,
+        one being among the other's ``k`` nearest with a cosine of at least ``min_score``.
+        kNN for every document (batched where the backend can), never all pairs."""
 
     async def count_with(self, field: VectorField) -> int:
         """How many documents have a ``field`` vector (older ones may lack ``semantic``)."""

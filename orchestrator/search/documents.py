@@ -38,6 +38,7 @@ RESERVED_FIELDS = (
             "model",
             "indexed_at",
             "locations",
+            "phash",
         }
     )
     | PHOTO_FIELDS
@@ -99,6 +100,7 @@ def document_from_prediction(
         photo=prediction.photo,
         # Size and mtime as the reader saw them: this module never looks at the file itself.
         locations=(Location(prediction.source.uri, prediction.size, prediction.mtime),),
+        phash=prediction.phash,
     )
 
 
@@ -134,6 +136,8 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         source["embedding"] = list(document.embedding)
     if document.semantic is not None:
         source["semantic"] = list(document.semantic)
+    if document.phash is not None:
+        source["phash"] = document.phash
     return source
 
 
@@ -182,7 +186,13 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         custom=custom,
         photo=photo_from_source(source),
         locations=locations_from_source(source.get("locations")),
+        # Absent from documents written before deeptag computed it.
+        phash=_phash_from_source(source.get("phash")),
     )
+
+
+def _phash_from_source(stored: Any) -> str | None:
+    return stored if isinstance(stored, str) and stored else None
 
 
 def locations_to_source(locations: Iterable[Location]) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from orchestrator.search.es_knn import cosine_page, filter_words, knn_section, r
 from orchestrator.search.es_mapping import added_fields, index_mapping
 from orchestrator.search.es_query import search_body
 from orchestrator.search.facets import facets_from
+from orchestrator.search.knn_pairs import pairs_by_knn
 from orchestrator.search.limits import check_k, check_query, check_window, shown
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
@@ -296,6 +297,9 @@ class ElasticsearchBackend:
                 raise self._unreachable(e) from e
             raise refused_filter(words, describe(e)) from e
         return cosine_page(_page(response, started), min_score)
+
+    async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
+        return await pairs_by_knn(self, min_score, k)
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         from elasticsearch import NotFoundError

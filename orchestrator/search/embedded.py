@@ -45,6 +45,7 @@ from orchestrator.search.embedded_locations import (
     existing,
     relocated,
 )
+from orchestrator.search.embedded_pairs import document_pairs
 from orchestrator.search.embedded_query import parse, query_fields
 from orchestrator.search.embedded_search import find
 from orchestrator.search.embedded_store import (
@@ -62,6 +63,7 @@ from orchestrator.search.embedded_store import (
 from orchestrator.search.embedded_upgrade import upgrade
 from orchestrator.search.embedded_vectors import LegacyVectors
 from orchestrator.search.embedded_writes import WriterSlot, prepare, store_rows, with_rows
+from orchestrator.search.knn_pairs import pairs_by_knn
 from orchestrator.search.limits import (
     as_filter_error,
     check_k,
@@ -193,17 +195,17 @@ class EmbeddedIndex:
         check_k(k)
         started = time.perf_counter()
         query = unit_vector(vector, self._dims(field))
-        where = None
-        if filter is not None and filter.strip() not in ("", "*"):
-            try:
-                check_query(filter)
-                where = self._parse(filter.strip())
-            except InvalidQuery as e:
-                raise as_filter_error(e, filter.strip()) from None
+        where = self._where(filter)
         if k == 0:
             return SearchPage(0, (), _elapsed_ms(started))
         hits = await self._run(self._knn, query, k, exclude_id, field, where, min_score)
         return SearchPage(len(hits), hits, _elapsed_ms(started))
+
+    async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
+        if self.legacy:
+            return await pairs_by_knn(self, min_score, k)
+        pairs = lambda: document_pairs(self.vectors, self._searcher(), self._schema, k, min_score)  # noqa: E731
+        return await self._run(pairs)
 
     async def count_with(self, field: VectorField) -> int:
         if self.legacy:
@@ -334,6 +336,16 @@ class EmbeddedIndex:
             embedding=vector_at(self.vectors, rows, "embedding"),
             semantic=vector_at(self.vectors, rows, "semantic"),
         )
+
+    def _where(self, filter: str | None) -> tantivy.Query | None:
+        words = (filter or "").strip()
+        if words in ("", "*"):
+            return None
+        try:
+            check_query(words)
+            return self._parse(words)
+        except InvalidQuery as e:
+            raise as_filter_error(e, words) from None
 
     def _parse(self, query: str) -> tantivy.Query:
         return parse(self._require_open(), rewrite_dates(query), self._fields, as_typed=query)

@@ -49,8 +49,8 @@ def photo_fields() -> dict[str, Any]:
 
 
 def added_fields() -> dict[str, Any]:
-    """The fields concepts, semantic search, trained models, photo metadata and locations
-    added: put on indexes created before them."""
+    """The fields concepts, semantic search, trained models, photo metadata, locations and
+    the perceptual hash added: put on indexes created before them."""
     return {
         "concepts": {"properties": {"concept": WORDS, "score": _FLOAT}},
         "semantic": _dense_vector(SEMANTIC_DIMS),
@@ -72,6 +72,9 @@ def added_fields() -> dict[str, Any]:
                 "mtime": {"type": "double"},
             }
         },
+        # Looked up whole (hex digits), never searched by words: dynamic mapping would make
+        # it text with a keyword subfield.
+        "phash": {"type": "keyword"},
     }
 
 

@@ -96,6 +96,9 @@ class OutageTolerantBackend:
             lambda: self.inner.knn(vector, k, exclude_id, field, filter=filter, min_score=min_score)
         )
 
+    async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
+        return await self._ride(lambda: self.inner.similar_pairs(min_score, k))
+
     async def count_with(self, field: VectorField) -> int:
         return await self._ride(lambda: self.inner.count_with(field))
 

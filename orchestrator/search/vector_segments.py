@@ -207,8 +207,9 @@ def remove_unlisted(folder: Path, manifest: Manifest, keep: Sequence[str]) -> No
 class Views:
     """The segments of one field, opened memory-mapped on first use and kept while listed."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, expansion: int = EXPANSION_SEARCH) -> None:
         self.folder = folder
+        self.expansion = expansion
         self._open: dict[str, Index | None] = {}
 
     def get(self, segment: Segment) -> Index | None:
@@ -227,7 +228,7 @@ class Views:
             return None
         if view is None or len(view) != segment.count or view.ndim <= 0:
             return None
-        view.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]  # it has a setter
+        view.expansion_search = self.expansion  # type: ignore[misc]  # it has a setter
         return view
 
     def forget_except(self, segments: Sequence[Segment]) -> None:

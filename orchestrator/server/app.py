@@ -23,7 +23,15 @@ from orchestrator.server import ui
 from orchestrator.server.auth import require_api_key
 from orchestrator.server.docs import docs_router
 from orchestrator.server.openapi import install_openapi
-from orchestrator.server.routes import documents, ops, predict, search, services, train
+from orchestrator.server.routes import (
+    documents,
+    duplicates,
+    ops,
+    predict,
+    search,
+    services,
+    train,
+)
 from orchestrator.server.schemas import describe_errors
 from orchestrator.server.services import DEFAULT_SERVICE, ServiceRegistry, ServiceSpec
 from orchestrator.server.state import ServerState
@@ -142,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(services.router, dependencies=protected)
     app.include_router(search.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)
+    app.include_router(duplicates.router, dependencies=protected)
     app.include_router(train.router, dependencies=protected)
     # The page and its assets are public; the page asks for the key and sends it itself.
     app.include_router(ui.router)

@@ -242,3 +242,33 @@ class TrainResponse(_Open):
     status: OkStatus
     head: TrainHead
     body: dict[str, Any] = Field(default_factory=dict)
+
+
+class DuplicateMember(_Open):
+    location: str
+    id: str
+    keeper: bool = Field(description="The copy deeptag suggests keeping.")
+    width: int
+    height: int
+    pixels: int
+    bytes: int | None = None
+    format: str | None = None
+    taken_at: str | None = None
+
+
+class DuplicateGroup(_Open):
+    kind: Literal["exact", "near"] = Field(
+        description="exact: one content at several locations; near: different files of "
+        "the same picture (resized, re-encoded, lightly cropped or edited)."
+    )
+    keeper: str = Field(description="The location suggested to keep.")
+    why: str = Field(description="Why that one: most pixels, original format, earliest date...")
+    members: list[DuplicateMember] = Field(description="Every copy, the keeper first.")
+
+
+class DuplicatesResponse(_Open):
+    total: int = Field(description="Groups found in all.")
+    groups: list[DuplicateGroup]
+    unhashed: int = Field(
+        description="Images indexed before perceptual hashes, not compared (refresh adds them)."
+    )

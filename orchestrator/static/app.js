@@ -1,6 +1,7 @@
 // The deeptag search page: plain ES module, no framework, no build step, nothing from a CDN.
-// It speaks the same HTTP API as curl: GET/POST /search, POST /index, GET /info.
+// It speaks the same HTTP API as curl: GET/POST /search, POST /index, GET /info, GET /duplicates.
 
+import { duplicatesView } from "./duplicates.js";
 import {
   FACET_PARAM,
   SORTS,
@@ -450,6 +451,7 @@ function setBusy(value) {
 
 async function run(append = false) {
   const mine = ++generation;
+  if (!append) duplicates.close();
   clearError();
   setBusy(true);
   if (!append) el.summary.textContent = "Searching…";
@@ -561,6 +563,7 @@ function searchLike(like, label, preview, { record = true } = {}) {
 
 function fromLocation() {
   const params = new URLSearchParams(location.search);
+  if (params.get("view") === "duplicates") return showDuplicates({ record: false });
   const like = params.get("like");
   if (like) {
     const preview = /^[0-9a-f]{64}$/.test(like)
@@ -592,6 +595,24 @@ async function searchByFile(file) {
     return;
   }
   await searchLike(uri, file.name, URL.createObjectURL(file));
+}
+
+// --- Duplicates (duplicates.js): shown in place of the results ---------------------------------
+
+const duplicates = duplicatesView({
+  api,
+  ensureSession,
+  showError,
+  clearError,
+  thumbnail: (id) => thumbnailUrl({ thumbnail: `/thumbnails/${id}` }),
+  image: (id) => imageUrl({ id }),
+});
+
+function showDuplicates({ record = true } = {}) {
+  generation += 1; // a search still under way is dropped
+  setBusy(false);
+  if (record) pushHistory(new URLSearchParams({ view: "duplicates" }));
+  return duplicates.open();
 }
 
 // --- Adding images ----------------------------------------------------------------------------
@@ -668,7 +689,7 @@ async function addFiles(fileList) {
   el.uploadSummary.hidden = false;
   el.uploadCount.textContent = `Done: ${done} of ${plural(files.length, "file")} processed`;
   loadStatus();
-  if (totals.indexed && view.mode === "query") run(false);
+  if (totals.indexed && view.mode === "query" && !duplicates.isOpen()) run(false);
 }
 
 // --- Status panel ----------------------------------------------------------------------------
@@ -787,7 +808,8 @@ function wire() {
     el.keyInput.value = "";
     el.keyForm.hidden = true;
     loadStatus();
-    run(false);
+    if (duplicates.isOpen()) duplicates.open();
+    else run(false);
   });
   el.forgetKey.addEventListener("click", async () => {
     saveKey("");
@@ -798,6 +820,18 @@ function wire() {
       // Unreachable server: the cookie runs out on its own.
     }
     location.reload();
+  });
+  // The view links work as links too (a new tab); a plain click switches in place.
+  const plainClick = (e) => !(e.button || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey);
+  $("tab-duplicates").addEventListener("click", (event) => {
+    if (!plainClick(event)) return;
+    event.preventDefault();
+    showDuplicates();
+  });
+  $("tab-search").addEventListener("click", (event) => {
+    if (!plainClick(event)) return;
+    event.preventDefault();
+    searchQuery(el.q.value);
   });
   window.addEventListener("popstate", () => fromLocation());
   wireDrop();

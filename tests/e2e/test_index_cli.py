@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
-from orchestrator.search.base import Category, ImageDocument
+from orchestrator.phash import perceptual_hash
+from orchestrator.search.base import Category, ImageDocument, SearchBackend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, free_port
 from tests.conftest import MODEL_REPOSITORY
@@ -360,3 +362,59 @@ def test_a_second_copy_of_a_photo_is_recorded_not_tagged_again(
     second = cli.run("index", str(folder))
     assert summary(second.stderr) == (0, 2, 0)
     assert "0 copies recorded" in second.stderr
+
+
+def test_documents_carry_a_perceptual_hash_and_refresh_gives_older_ones_theirs(
+    cli: Deeptag, samples: dict[str, Path]
+) -> None:
+    indexed = cli.run("index", str(samples["coffee"]))
+    assert summary(indexed.stderr) == (1, 0, 0)
+    # Chelsea as an earlier deeptag stored it: labels, no perceptual hash.
+    chelsea_id = hashlib.sha256(samples["chelsea"].read_bytes()).hexdigest()
+    old = ImageDocument(
+        id=chelsea_id,
+        uri=str(samples["chelsea"]),
+        categories=(Category("n02123159 tiger cat", 0.6),),
+        tags=("tiger cat",),
+        embedding=None,
+        width=451,
+        height=300,
+        model="efficientnet_lite0/1",
+        indexed_at="2025-01-01T00:00:00Z",
+    )
+    assert index_documents(cli.settings, [old]) == [True]
+    coffee_id = hashlib.sha256(samples["coffee"].read_bytes()).hexdigest()
+
+    def hashes() -> dict[str, str | None]:
+        async def fetch(backend: SearchBackend) -> dict[str, str | None]:
+            found = {doc_id: await backend.get(doc_id) for doc_id in (coffee_id, chelsea_id)}
+            return {doc_id: d.phash if d else "missing" for doc_id, d in found.items()}
+
+        return with_backend(cli.settings, fetch)
+
+    before = hashes()
+    assert re.fullmatch(r"[0-9a-f]{16}", before[coffee_id] or ""), before
+    assert before[chelsea_id] is None
+
+    # No model needed: Triton is out of reach.
+    no_triton = {"DEEPTAG_TRITON_URL": f"http://127.0.0.1:{free_port()}"}
+    refreshed = cli.run(
+        "index",
+        "--refresh-metadata",
+        str(samples["coffee"]),
+        str(samples["chelsea"]),
+        env=no_triton,
+    )
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "1 of them given a perceptual hash" in refreshed.stderr
+    after = hashes()
+    assert after[coffee_id] == before[coffee_id]  # kept as indexing stored it
+    chelsea = perceptual_hash(Image.open(samples["chelsea"]).convert("RGB"))
+    assert after[chelsea_id] == chelsea
+    hit = with_backend(cli.settings, lambda backend: backend.get(chelsea_id))
+    assert hit is not None
+    assert hit.categories == old.categories  # nothing else of the document changes
+
+    again = cli.run("index", "--refresh-metadata", str(samples["chelsea"]), env=no_triton)
+    assert "perceptual hash" not in again.stderr
+    assert "0 indexed images updated, 1 unchanged" in again.stderr

@@ -6,6 +6,7 @@ The photos are the scikit-image samples; the queries are words none of their lab
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 from elasticsearch import Elasticsearch
+from PIL import Image
 
 from orchestrator.indexing import IndexOptions
-from orchestrator.search.base import Category, ImageDocument
+from orchestrator.phash import perceptual_hash
+from orchestrator.search.base import Category, ImageDocument, SearchBackend
 from orchestrator.search.elasticsearch import added_fields, index_mapping
 from orchestrator.search.hybrid import SearchMode
 from orchestrator.settings import Settings
@@ -72,6 +75,22 @@ def test_every_document_has_concepts_and_a_semantic_vector(indexed: Indexed) -> 
     assert len(stored.semantic) == 384
     count = with_backend(indexed.settings, lambda backend: backend.count_with("semantic"))
     assert count == len(indexed.names)
+
+
+def test_every_document_has_the_perceptual_hash_of_its_picture(
+    indexed: Indexed, samples: dict[str, Path]
+) -> None:
+    async def fetch(backend: SearchBackend) -> dict[str, str | None]:
+        found = {}
+        for name, path in samples.items():
+            document = await backend.get(hashlib.sha256(path.read_bytes()).hexdigest())
+            assert document is not None, name
+            found[name] = document.phash
+        return found
+
+    # The samples are small enough to be decoded whole: the hash of the picture itself.
+    expected = {n: perceptual_hash(Image.open(p).convert("RGB")) for n, p in samples.items()}
+    assert with_backend(indexed.settings, fetch) == expected
 
 
 def test_words_outside_the_labels_find_their_photo(indexed: Indexed) -> None:
@@ -158,6 +177,10 @@ def test_search_and_predict_over_http(
     bad = httpx.get(f"{server.url}/search", params={"q": "cat", "mode": "vibes"}, timeout=60)
     assert bad.status_code == 400
     assert "mode" in bad.json()["status"]["dd_msg"]
+    # /index stored each picture's perceptual hash, and Elasticsearch finds it whole.
+    chelsea = perceptual_hash(Image.open(samples["chelsea"]).convert("RGB"))
+    by_hash = httpx.get(f"{server.url}/search", params={"q": f"phash:{chelsea}"}, timeout=60)
+    assert [hit["uri"] for hit in by_hash.json()["hits"]] == [str(samples["chelsea"])]
 
     def predict(output: dict[str, object]) -> dict[str, object]:
         body = {"service": "imageserv", "parameters": {"output": output}, "data": paths[1:2]}
@@ -202,3 +225,5 @@ def test_an_elasticsearch_index_made_before_gains_the_fields_on_reindex(
         client.close()
     assert properties["semantic"]["type"] == "dense_vector"
     assert properties["concepts"]["properties"]["concept"]["type"] == "text"
+    # Matched whole, not split into words as dynamic mapping would have it.
+    assert properties["phash"]["type"] == "keyword"

@@ -121,6 +121,8 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
         )
         assert documents[doc_id].semantic == pytest.approx(single[doc_id].semantic, abs=1e-6)
     assert all(d.metadata == {"album": "samples"} and d.semantic for d in documents.values())
+    # Compared above with the Indexer's; here, not both missing.
+    assert all(d.phash for d in documents.values())
     coffee = hashlib.sha256((folder / "coffee.png").read_bytes()).hexdigest()
     assert documents[coffee].uri == str(folder / "coffee.png")
 
