@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import tantivy
 from PIL import Image, ImageOps
 
 from orchestrator.indexing import FailedImage, Indexer, IndexOptions, IndexStats
@@ -180,3 +181,22 @@ def variants(sources: Sequence[Path], count: int, folder: Path, side: int = 256)
         path.write_bytes(out.getvalue())
         paths.append(path)
     return paths
+
+
+def first_schema() -> tantivy.SchemaBuilder:
+    """The fields of the first embedded index folders: before concepts, semantic vectors,
+    trained models, photo metadata, locations and vector rows (vectors as stored bytes)."""
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("uri", stored=True)
+    builder.add_text_field("categories.category")
+    builder.add_float_field("categories.score", indexed=True, fast=True)
+    builder.add_text_field("tags")
+    builder.add_integer_field("width", indexed=True, fast=True)
+    builder.add_integer_field("height", indexed=True, fast=True)
+    builder.add_text_field("model", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("indexed_at", tokenizer_name="raw", index_option="basic")
+    builder.add_json_field("_metadata", fast=True)
+    builder.add_bytes_field("_source", stored=True)
+    builder.add_bytes_field("embedding", stored=True)
+    return builder

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
 from orchestrator.search.base import VectorField
-from orchestrator.search.embedded_store import ROW_FIELDS, hit_count
+from orchestrator.search.embedded_store import ROW_FIELDS, generation, hit_count
 from orchestrator.search.vector_rows import RowFile
 from orchestrator.search.vector_segments import (
     Keys,
@@ -57,6 +57,7 @@ class VectorStore:
         self._manifest = Manifest()
         self._seen: tuple[int, int, int] | None = None
         self._warned: set[str] = set()
+        self._counts: dict[tuple[str, str], int] = {}
 
     # --- Reading -------------------------------------------------------------------------
 
@@ -87,9 +88,15 @@ class VectorStore:
         return segments
 
     def count(self, searcher: tantivy.Searcher, field: VectorField) -> int:
-        """Live documents with a ``field`` vector."""
-        query = tantivy.Query.exists_query(ROW_FIELDS[field])
-        return hit_count(searcher.search(query, 1, count=True))
+        """Live documents with a ``field`` vector, counted once per commit (a hybrid search
+        asks every time, and counting a million documents takes ~10 ms)."""
+        current = generation(self.directory)
+        key = (current, field)
+        if key not in self._counts:
+            query = tantivy.Query.exists_query(ROW_FIELDS[field])
+            kept = {k: v for k, v in self._counts.items() if k[0] == current}
+            self._counts = {**kept, key: hit_count(searcher.search(query, 1, count=True))}
+        return self._counts[key]
 
     def _warn(self, key: str, what: str) -> None:
         if key not in self._warned:

@@ -22,6 +22,7 @@ import tantivy
 from orchestrator.search import embedded_knn, vector_segments
 from orchestrator.search.base import Category, ImageDocument
 from orchestrator.search.embedded import EmbeddedIndex
+from tests.search_support import first_schema
 
 T = TypeVar("T")
 DIMS = 32
@@ -253,21 +254,8 @@ def test_a_folder_from_before_the_ann_files_is_upgraded_by_a_writer(tmp_path: Pa
     are, then moved to rows and graphs by a writer, keeping every document."""
     folder = tmp_path / "index"
     matrix = vectors(40, seed=8)
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("uri", stored=True)
-    builder.add_text_field("categories.category")
-    builder.add_float_field("categories.score", indexed=True, fast=True)
-    builder.add_text_field("tags")
-    builder.add_integer_field("width", indexed=True, fast=True)
-    builder.add_integer_field("height", indexed=True, fast=True)
-    builder.add_text_field("model", tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("indexed_at", tokenizer_name="raw", index_option="basic")
-    builder.add_json_field("_metadata", fast=True)
-    builder.add_bytes_field("_source", stored=True)
-    builder.add_bytes_field("embedding", stored=True)
     folder.mkdir()
-    old = tantivy.Index(builder.build(), path=str(folder))
+    old = tantivy.Index(first_schema().build(), path=str(folder))
     writer = old.writer(heap_size=20_000_000, num_threads=1)
     for i in range(40):
         stored = tantivy.Document()
@@ -289,3 +277,22 @@ def test_a_folder_from_before_the_ann_files_is_upgraded_by_a_writer(tmp_path: Pa
     for i in (0, 3, 39):
         assert knn_ids(folder, matrix[i], k=1) == [ids[i]]
     assert open_and(folder, lambda index: index.count()) == 41
+
+
+def test_the_count_of_documents_with_vectors_follows_every_commit(tmp_path: Path) -> None:
+    """It is remembered between searches (a hybrid search asks each time), never past a
+    commit."""
+    folder = tmp_path / "index"
+    matrix = vectors(3, seed=12)
+
+    async def steps(index: EmbeddedIndex) -> list[int]:
+        counts = [await index.count_with("embedding")]
+        assert all([r.ok async for r in index.index([document(0, matrix[0])])])
+        counts.append(await index.count_with("embedding"))
+        assert all([r.ok async for r in index.index([document(1, matrix[1])])])
+        counts.append(await index.count_with("embedding"))
+        await index.delete([doc_id(0)])
+        counts.append(await index.count_with("embedding"))
+        return counts
+
+    assert open_and(folder, steps, writer=True) == [0, 1, 2, 1]

@@ -26,6 +26,7 @@ from orchestrator.search.base import (
 )
 from orchestrator.search.embedded import EmbeddedIndex
 from orchestrator.search.results import mode_page_json
+from tests.search_support import first_schema
 
 T = TypeVar("T")
 
@@ -272,21 +273,8 @@ async def _add(index: EmbeddedIndex, docs: Sequence[ImageDocument]) -> None:
 
 def legacy_folder(folder: Path) -> None:
     """An index folder as the previous deeptag wrote it: no concepts or semantic fields."""
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("uri", stored=True)
-    builder.add_text_field("categories.category")
-    builder.add_float_field("categories.score", indexed=True, fast=True)
-    builder.add_text_field("tags")
-    builder.add_integer_field("width", indexed=True, fast=True)
-    builder.add_integer_field("height", indexed=True, fast=True)
-    builder.add_text_field("model", tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("indexed_at", tokenizer_name="raw", index_option="basic")
-    builder.add_json_field("_metadata", fast=True)
-    builder.add_bytes_field("_source", stored=True)
-    builder.add_bytes_field("embedding", stored=True)
     folder.mkdir(parents=True)
-    index = tantivy.Index(builder.build(), path=str(folder))
+    index = tantivy.Index(first_schema().build(), path=str(folder))
     writer = index.writer(heap_size=20_000_000, num_threads=1)
     source = {
         "uri": "/photos/cup.jpg",
