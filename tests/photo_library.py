@@ -13,10 +13,8 @@ from orchestrator.search.base import Category, ImageDocument, SearchBackend, Sea
 from orchestrator.search.hybrid import ModePage
 from orchestrator.search.options import search_options
 from orchestrator.settings import Settings
-from tests.search_support import index_documents, search_settings, with_backend
+from tests.search_support import NO_TRITON, index_documents, search_settings, with_backend
 
-#: Searches of documents without semantic vectors never reach Triton; nothing listens here.
-NO_TRITON = "http://127.0.0.1:9"
 PARIS = "48.8566,2.3522"  # the centre: the Louvre is 1157 m away, the Eiffel Tower 4226 m
 
 

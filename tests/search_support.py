@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,7 +29,10 @@ from orchestrator.sources import classify
 from orchestrator.text_encoder import TextEncoder
 from orchestrator.triton.endpoint import Endpoint
 from orchestrator.types import Prediction
-from tests.conftest import MODEL_REPOSITORY, DeeptagServer, ServerFactory
+from tests.conftest import MODEL_REPOSITORY, REPO_ROOT, DeeptagServer, ServerFactory
+
+#: A Triton URL nothing listens on: tests that must not need a model.
+NO_TRITON = "http://127.0.0.1:9"
 
 T = TypeVar("T")
 
@@ -200,3 +206,24 @@ def first_schema() -> tantivy.SchemaBuilder:
     builder.add_bytes_field("_source", stored=True)
     builder.add_bytes_field("embedding", stored=True)
     return builder
+
+
+def deeptag_search(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`deeptag search ARGS` in a fresh process on ``settings``' index, no Triton reachable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    env.update(
+        DEEPTAG_SEARCH_BACKEND=str(settings.search_backend),
+        DEEPTAG_ES_URL=str(settings.es_url or ""),
+        DEEPTAG_ES_INDEX=settings.es_index,
+        DEEPTAG_DATA_DIR=str(settings.data_dir),
+        DEEPTAG_TRITON_URL=NO_TRITON,
+        COLUMNS="200",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "search", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+    )

@@ -297,12 +297,9 @@ def test_unreachable_elasticsearch_is_a_clear_error(
     assert SUMMARY.search(result.stderr) is None  # nothing reported as indexed
 
 
-def test_search_modes_and_the_way_to_upgrade_old_documents(
-    cli: Deeptag, samples: dict[str, Path]
-) -> None:
-    assert cli.run("index", str(samples["coffee"]), str(samples["motorcycle"])).returncode == 0
-    # Chelsea as an earlier deeptag stored it: labels, no concepts, no semantic vector.
-    old = ImageDocument(
+def earlier_chelsea(samples: dict[str, Path]) -> ImageDocument:
+    """Chelsea as an earlier deeptag stored it: labels only (no concepts, vectors or hash)."""
+    return ImageDocument(
         id=hashlib.sha256(samples["chelsea"].read_bytes()).hexdigest(),
         uri=str(samples["chelsea"]),
         categories=(Category("n02123159 tiger cat", 0.6),),
@@ -313,7 +310,14 @@ def test_search_modes_and_the_way_to_upgrade_old_documents(
         model="efficientnet_lite0/1",
         indexed_at="2025-01-01T00:00:00Z",
     )
-    assert index_documents(cli.settings, [old]) == [True]
+
+
+def test_search_modes_and_the_way_to_upgrade_old_documents(
+    cli: Deeptag, samples: dict[str, Path]
+) -> None:
+    assert cli.run("index", str(samples["coffee"]), str(samples["motorcycle"])).returncode == 0
+    # Chelsea as an earlier deeptag stored it: labels, no concepts, no semantic vector.
+    assert index_documents(cli.settings, [earlier_chelsea(samples)]) == [True]
 
     before = cli.run("search", "kitten")
     assert before.returncode == 0, before.stderr
@@ -370,18 +374,8 @@ def test_documents_carry_a_perceptual_hash_and_refresh_gives_older_ones_theirs(
     indexed = cli.run("index", str(samples["coffee"]))
     assert summary(indexed.stderr) == (1, 0, 0)
     # Chelsea as an earlier deeptag stored it: labels, no perceptual hash.
-    chelsea_id = hashlib.sha256(samples["chelsea"].read_bytes()).hexdigest()
-    old = ImageDocument(
-        id=chelsea_id,
-        uri=str(samples["chelsea"]),
-        categories=(Category("n02123159 tiger cat", 0.6),),
-        tags=("tiger cat",),
-        embedding=None,
-        width=451,
-        height=300,
-        model="efficientnet_lite0/1",
-        indexed_at="2025-01-01T00:00:00Z",
-    )
+    old = earlier_chelsea(samples)
+    chelsea_id = old.id
     assert index_documents(cli.settings, [old]) == [True]
     coffee_id = hashlib.sha256(samples["coffee"].read_bytes()).hexdigest()
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +34,9 @@ from orchestrator.search.base import (
 from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.search.outages import OutageTolerantBackend
 from orchestrator.settings import Settings
-from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory
+from tests.conftest import DeeptagServer, ServerFactory
 from tests.photo_library import NO_TRITON, photo
+from tests.search_support import deeptag_search as deeptag
 from tests.search_support import index_documents, search_settings, with_backend
 
 pytestmark = pytest.mark.integration
@@ -230,26 +229,6 @@ def test_a_bad_filter_in_any_mode_is_refused_naming_the_filter(
 
 
 # --- deeptag search --filter ---------------------------------------------------------------
-
-
-def deeptag(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
-    env.update(
-        DEEPTAG_SEARCH_BACKEND=str(settings.search_backend),
-        DEEPTAG_ES_URL=str(settings.es_url or ""),
-        DEEPTAG_ES_INDEX=settings.es_index,
-        DEEPTAG_DATA_DIR=str(settings.data_dir),
-        DEEPTAG_TRITON_URL=NO_TRITON,
-        COLUMNS="200",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "search", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env=env,
-    )
 
 
 def hit_names(answer: subprocess.CompletedProcess[str]) -> list[str]:

@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from orchestrator.settings import Settings
-from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory
+from tests.conftest import DeeptagServer, ServerFactory
 from tests.photo_library import (
     ILE_DE_FRANCE,
     LIBRARY,
@@ -23,6 +19,7 @@ from tests.photo_library import (
     Library,
     indexed_library,
 )
+from tests.search_support import deeptag_search as deeptag
 from tests.search_support import index_documents, search_settings
 
 pytestmark = pytest.mark.integration
@@ -126,26 +123,6 @@ def test_bad_search_input_is_a_400_naming_it(
     status = answer.json()["status"]
     assert status["code"] == 400
     assert says in status["dd_msg"]
-
-
-def deeptag(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
-    env.update(
-        DEEPTAG_SEARCH_BACKEND=str(settings.search_backend),
-        DEEPTAG_ES_URL=str(settings.es_url or ""),
-        DEEPTAG_ES_INDEX=settings.es_index,
-        DEEPTAG_DATA_DIR=str(settings.data_dir),
-        DEEPTAG_TRITON_URL=NO_TRITON,
-        COLUMNS="200",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "search", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env=env,
-    )
 
 
 def test_the_cli_sorts_filters_and_shows_when_and_where(library: Library) -> None:
