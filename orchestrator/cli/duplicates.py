@@ -164,8 +164,10 @@ def duplicates(
         typer.echo(json.dumps(found_json(found)))
     elif as_csv:
         _csv(found)
-    else:
+    elif found.groups:
         console.print(_table(found))
+    else:
+        err_console.print("no duplicates found", highlight=False)
     if found.unhashed:
         err_console.print(
             f"{found.unhashed} image(s) indexed before deeptag computed perceptual hashes "

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidQuery, SearchBackendError, SearchBackendUnavailable
-from orchestrator.search import es_locations
+from orchestrator.search import es_locations, es_pairs
 from orchestrator.search.base import (
     DEFAULT_QUERY_FIELDS,
     NO_OPTIONS,
@@ -34,7 +34,6 @@ from orchestrator.search.es_knn import cosine_page, filter_words, knn_section, r
 from orchestrator.search.es_mapping import added_fields, index_mapping
 from orchestrator.search.es_query import search_body
 from orchestrator.search.facets import facets_from
-from orchestrator.search.knn_pairs import pairs_by_knn
 from orchestrator.search.limits import check_k, check_query, check_window, shown
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
@@ -299,7 +298,7 @@ class ElasticsearchBackend:
         return cosine_page(_page(response, started), min_score)
 
     async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
-        return await pairs_by_knn(self, min_score, k)
+        return await es_pairs.close_pairs(self.client, self.index_name, self._call, min_score, k)
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         from elasticsearch import NotFoundError
