@@ -38,9 +38,9 @@ from orchestrator.duplicates import (
     SAME_PIXELS_BITS,
     SAME_PIXELS_SLACK,
     build_groups,
-    hamming,
     is_near,
 )
+from orchestrator.phash import hamming
 from orchestrator.runtime import shim_options
 from orchestrator.samples import sample_dir
 from orchestrator.search.base import ImageDocument

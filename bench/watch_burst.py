@@ -99,15 +99,21 @@ def reap(process: subprocess.Popen[bytes], sampler: Sampler) -> float:
         time.sleep(0.1)
 
 
+def start(command: str, folder: Path, env: dict[str, str], work: Path) -> subprocess.Popen[bytes]:
+    """``deeptag COMMAND FOLDER`` as a user runs it, its stderr in ``work/COMMAND.log``."""
+    with (work / f"{command}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", command, str(folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=work,
+            env=env,
+        )
+
+
 def run_index(folder: Path, env: dict[str, str], work: Path) -> Run:
     log = work / "index.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "index", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        cwd=work,
-        env=env,
-    )
+    process = start("index", folder, env, work)
     sampler = Sampler(process.pid)
     started = time.perf_counter()
     peak = reap(process, sampler)
@@ -127,13 +133,7 @@ def run_watch(source: Path, count: int, env: dict[str, str], work: Path) -> Run:
     watched = work / "watched"
     watched.mkdir()
     log = work / "watch.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "watch", str(watched)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        cwd=work,
-        env=env,
-    )
+    process = start("watch", watched, env, work)
     sampler = Sampler(process.pid)
     while "watching" not in log.read_text():
         time.sleep(0.1)

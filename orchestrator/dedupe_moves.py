@@ -10,7 +10,6 @@ a moved path leaves its document, and a document with no location left is remove
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from orchestrator.duplicates import Group
 from orchestrator.errors import BadRequest
+from orchestrator.files import sha256_of
 from orchestrator.search.base import Location, SearchBackend
 
 
@@ -75,14 +75,6 @@ def free_name(path: Path) -> Path:
     return candidate
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        with path.open("rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 def move_out(moves: Sequence[Move], manifest: Path) -> Outcome:
     """Carry the moves out, writing each to ``manifest`` once done."""
     done: list[Move] = []
@@ -91,7 +83,7 @@ def move_out(moves: Sequence[Move], manifest: Path) -> Outcome:
     with manifest.open("a", encoding="utf-8") as log:
         for move in moves:
             source = Path(move.source)
-            if _sha256(source) != move.sha256:
+            if sha256_of(source) != move.sha256:
                 skipped.append(f"{move.source}: not there, or its bytes changed since indexed")
                 continue
             target = free_name(Path(move.target))

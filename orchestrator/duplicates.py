@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from orchestrator.phash import hamming
 from orchestrator.search.base import ImageDocument
 
 #: Formats a camera or an editor writes first; a JPEG or WebP beside one is its re-encode.
@@ -138,11 +139,6 @@ class _Sets:
         for item in self.parent:
             found.setdefault(self.find(item), []).append(item)
         return [sorted(g) for g in found.values() if len(g) > 1]
-
-
-def hamming(a: str, b: str) -> int:
-    """Bits that differ between two hex hashes of one length."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 #: Hashes this close mean the same pixels, resized, re-encoded or converted; the embedding may

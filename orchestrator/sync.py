@@ -13,13 +13,13 @@ is idempotent, and the planner settles a path two documents claim (an edit cut i
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from orchestrator.errors import BadRequest
+from orchestrator.files import sha256_of
 from orchestrator.search.base import Location, SearchBackend
 from orchestrator.sync_plan import (
     Change,
@@ -128,14 +128,6 @@ def root_problem(root: str, recorded: int) -> str | None:
     return None
 
 
-def _hash_file(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 async def hash_files(paths: Sequence[str]) -> dict[str, str | None]:
     """Path → SHA-256 of its bytes (the document id), None when it cannot be read."""
     if not paths:
@@ -143,7 +135,7 @@ async def hash_files(paths: Sequence[str]) -> dict[str, str | None]:
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="sync-hash") as pool:
         digests = await asyncio.gather(
-            *(loop.run_in_executor(pool, _hash_file, path) for path in paths)
+            *(loop.run_in_executor(pool, sha256_of, path) for path in paths)
         )
     return dict(zip(paths, digests, strict=True))
 

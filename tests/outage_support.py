@@ -44,6 +44,16 @@ def inferences(triton: LocalTriton) -> int:
     return int(sum(float(v) for v in _INFERENCES.findall(text)))
 
 
+def killed_after(triton: LocalTriton, images: int) -> Callable[[], None]:
+    """A fault: ``triton`` killed with SIGKILL once it has classified ``images`` images."""
+
+    def fault() -> None:
+        wait_until(lambda: inferences(triton) >= images, 120, f"{images} images classified")
+        kill_9(triton)
+
+    return fault
+
+
 def kill_9(triton: LocalTriton) -> None:
     """The crash: the server and its python stubs die at once, connections left open."""
     assert triton.pid is not None

@@ -298,7 +298,9 @@ class ElasticsearchBackend:
         return cosine_page(_page(response, started), min_score)
 
     async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
-        return await es_pairs.close_pairs(self.client, self.index_name, self._call, min_score, k)
+        return await es_pairs.close_pairs(
+            self.client, self.index_name, self._call, self._close_pit, min_score, k
+        )
 
     async def get(self, doc_id: str) -> ImageDocument | None:
         from elasticsearch import NotFoundError

@@ -37,7 +37,7 @@ from orchestrator.search.base import (
     SearchPage,
     VectorField,
 )
-from orchestrator.search.embedded_knn import nearest_documents, rows_of, vector_at
+from orchestrator.search.embedded_knn import nearest_documents, vector_at
 from orchestrator.search.embedded_locations import (
     PAGE_SIZE,
     UnderPrefix,
@@ -56,6 +56,7 @@ from orchestrator.search.embedded_store import (
     is_panic,
     open_tantivy,
     opstamp,
+    rows_of,
     take_writer,
     tantivy_errors,
     write_and_commit,

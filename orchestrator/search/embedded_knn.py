@@ -23,6 +23,7 @@ import tantivy
 
 from orchestrator.search.base import VectorField
 from orchestrator.search.embedded_photo import KEY_FIELD, document_key
+from orchestrator.search.embedded_search import both
 from orchestrator.search.embedded_store import ROW_FIELDS, hit_count
 from orchestrator.search.vector_segments import Distances, Keys, nearest, scan
 from orchestrator.search.vector_store import VectorStore
@@ -67,7 +68,7 @@ def nearest_documents(
     segments = store.segments(field)
     rows = store.rows[field]
     if where is not None:
-        matching = _both(where, tantivy.Query.exists_query(row_field))
+        matching = both(where, tantivy.Query.exists_query(row_field))
         count = hit_count(searcher.search(matching, 1, count=True))
         if count == 0:
             return []
@@ -110,7 +111,7 @@ def _resolve(
         return []
     named: tantivy.Query = tantivy.Query.term_set_query(schema, row_field, [int(k) for k in keys])
     if where is not None:
-        named = _both(named, where)
+        named = both(named, where)
     found = searcher.search(named, len(keys)).hits
     addresses = [address for _, address in found]
     rows = searcher.fast_field_values(row_field, addresses)
@@ -132,20 +133,6 @@ def _resolve(
             break
         hits.append(Near(score, address, key))
     return hits
-
-
-def _both(first: tantivy.Query, second: tantivy.Query) -> tantivy.Query:
-    return tantivy.Query.boolean_query([(tantivy.Occur.Must, first), (tantivy.Occur.Must, second)])
-
-
-def rows_of(stored: tantivy.Document) -> dict[str, int]:
-    """The rows a stored document names, by vector field."""
-    found = {}
-    for field, row_field in ROW_FIELDS.items():
-        value = stored.get_first(row_field)
-        if value is not None:
-            found[field] = int(value)
-    return found
 
 
 def vector_at(store: VectorStore, rows: dict[str, int], field: VectorField) -> Floats | None:

@@ -19,10 +19,10 @@ from orchestrator.search.documents import locations_from_source, with_locations
 from orchestrator.search.embedded_photo import KEY_FIELD
 from orchestrator.search.embedded_store import (
     LOCATIONS_FIELD,
-    ROW_FIELDS,
     SOURCE_FIELD,
     from_stored,
     hit_count,
+    rows_of,
 )
 
 #: Hits read per call of a paged walk: bounds memory however large the index is.
@@ -64,12 +64,7 @@ def relocated(
     if not hits:
         return None
     stored = searcher.doc(hits[0][1])
-    rows = {
-        field: int(value)
-        for field, row_field in ROW_FIELDS.items()
-        if (value := stored.get_first(row_field)) is not None
-    }
-    return with_locations(from_stored(stored), places), rows
+    return with_locations(from_stored(stored), places), rows_of(stored)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ rows. Used by ``deeptag duplicates``: 100,000 documents take about a minute on t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -32,8 +32,6 @@ MARGIN = 0.05
 #: a pair is missed only when both of its photos miss the other).
 EXPANSION = 64
 
-Progress = Callable[[int, int], None]
-
 
 def live(searcher: tantivy.Searcher, row_field: str) -> tuple[Keys, Keys]:
     """The rows live documents name, sorted, and each one's document key."""
@@ -54,7 +52,6 @@ def close_pairs(
     field: VectorField,
     k: int,
     min_score: float,
-    progress: Progress | None = None,
 ) -> Iterator[tuple[int, int, float]]:
     """``(key, key, cosine)`` for each pair of documents, once, where one is among the other's
     ``k`` nearest and their cosine is at least ``min_score``."""
@@ -99,8 +96,6 @@ def close_pairs(
             wanted = candidates[i][near[i]]
             if len(wanted):
                 yield from _pairs(row, wanted, rows, keys, matrix, queries[i], min_score, seen)
-        if progress is not None:
-            progress(min(start + BATCH, len(rows)), len(rows))
 
 
 def _pairs(

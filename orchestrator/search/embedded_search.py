@@ -43,7 +43,7 @@ def find(
     """
     if options.near is not None:
         if LAT in present:
-            query = _both(query, _within(searcher, schema, query, options.near))
+            query = both(query, _within(searcher, schema, query, options.near))
         else:
             query = tantivy.Query.empty_query()
     facets: tuple[Facet, ...] = ()
@@ -67,7 +67,7 @@ def find(
     return Found(hit_count(result), hits, facets)
 
 
-def _both(first: tantivy.Query, second: tantivy.Query) -> tantivy.Query:
+def both(first: tantivy.Query, second: tantivy.Query) -> tantivy.Query:
     return tantivy.Query.boolean_query([(tantivy.Occur.Must, first), (tantivy.Occur.Must, second)])
 
 
@@ -81,7 +81,7 @@ def _within(
         sides = [(tantivy.Occur.Should, _range(schema, LON, w, e)) for w, e in box.lon_ranges]
         clauses.append(tantivy.Query.boolean_query(sides))
     candidates = searcher.search(
-        _both(query, tantivy.Query.boolean_query([(tantivy.Occur.Must, c) for c in clauses])),
+        both(query, tantivy.Query.boolean_query([(tantivy.Occur.Must, c) for c in clauses])),
         max(searcher.num_docs, 1),
         count=False,
     )

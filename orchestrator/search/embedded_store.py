@@ -315,3 +315,13 @@ def opstamp(directory: Path) -> int:
         return int(json.loads((directory / "meta.json").read_bytes()).get("opstamp") or 0)
     except (OSError, ValueError):
         return 0
+
+
+def rows_of(stored: tantivy.Document) -> dict[str, int]:
+    """The rows a stored document names, by vector field."""
+    found = {}
+    for field, row_field in ROW_FIELDS.items():
+        value = stored.get_first(row_field)
+        if value is not None:
+            found[field] = int(value)
+    return found

@@ -53,13 +53,20 @@ def places_of(source: Mapping[str, Any]) -> tuple[Location, ...]:
 
 
 def page_body(pit_id: str, prefix: str, after: list[Any] | None) -> dict[str, Any]:
+    return pit_page(pit_id, under_query(prefix), ["uri", "locations"], after, PAGE_SIZE)
+
+
+def pit_page(
+    pit_id: str, query: dict[str, Any], source: list[str], after: list[Any] | None, size: int
+) -> dict[str, Any]:
+    """One page of a walk over ``query``'s documents in a point in time, after ``after``."""
     body: dict[str, Any] = {
         "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
-        "query": under_query(prefix),
+        "query": query,
         # The cheapest total order there is, and the one a point in time is made for.
         "sort": [{"_shard_doc": "asc"}],
-        "size": PAGE_SIZE,
-        "source_includes": ["uri", "locations"],
+        "size": size,
+        "source_includes": source,
         "track_total_hits": False,
     }
     if after is not None:

@@ -4,31 +4,18 @@ searches: kNN per document, batched, never all pairs."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.search.es_knn import knn_section
-from orchestrator.search.es_locations import KEEP_ALIVE
+from orchestrator.search.es_locations import KEEP_ALIVE, pit_page
 
 #: Documents per page, and so kNN searches per ``_msearch``.
 PAGE_SIZE = 200
+WITH_EMBEDDING = {"exists": {"field": "embedding"}}
 
 Call = Callable[[Awaitable[Any]], Awaitable[Any]]
-
-
-def page_body(pit_id: str, after: list[Any] | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
-        "query": {"exists": {"field": "embedding"}},
-        "sort": [{"_shard_doc": "asc"}],
-        "size": PAGE_SIZE,
-        "source_includes": ["embedding"],
-        "track_total_hits": False,
-    }
-    if after is not None:
-        body["search_after"] = after
-    return body
+ClosePit = Callable[[str], Awaitable[None]]
 
 
 def searches(index: str, hits: list[dict[str, Any]], k: int, min_score: float) -> list[Any]:
@@ -57,14 +44,17 @@ def add_pairs(
 
 
 async def close_pairs(
-    client: Any, index: str, call: Call, min_score: float, k: int
+    client: Any, index: str, call: Call, close_pit: ClosePit, min_score: float, k: int
 ) -> list[tuple[str, str, float]]:
     pit = await call(client.open_point_in_time(index=index, keep_alive=KEEP_ALIVE))
     pit_id, after = str(pit["id"]), None
     pairs: dict[tuple[str, str], float] = {}
     try:
         while True:
-            response = await call(client.search(**page_body(pit_id, after)))
+            body = pit_page(
+                pit_id, {"exists": {"field": "embedding"}}, ["embedding"], after, PAGE_SIZE
+            )
+            response = await call(client.search(**body))
             pit_id = str(response.get("pit_id") or pit_id)
             hits = response["hits"]["hits"]
             if hits:
@@ -74,9 +64,5 @@ async def close_pairs(
                 break
             after = hits[-1]["sort"]
     finally:
-        from elasticsearch import ApiError, TransportError
-
-        # Should closing fail, it expires on its own after its keep-alive.
-        with contextlib.suppress(ApiError, TransportError):
-            await client.close_point_in_time(id=pit_id)
+        await close_pit(pit_id)
     return [(a, b, score) for (a, b), score in sorted(pairs.items())]

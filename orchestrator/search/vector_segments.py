@@ -33,6 +33,7 @@ from usearch.compiled import MetricKind
 from usearch.index import Index
 from usearch.index import search as exact_search
 
+from orchestrator.files import write_atomically
 from orchestrator.search.vector_rows import RowFile, Rows
 
 #: Rows past the last segment that make a new one (scanning them exactly costs ~7 ms at 1,280
@@ -105,26 +106,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
             for name, segments in manifest.segments.items()
         },
     }
-    _replace(folder / MANIFEST, json.dumps(body, indent=1).encode())
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (a temporary file, fsync, rename, fsync the folder)."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with temporary.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(folder / MANIFEST, json.dumps(body, indent=1).encode(), durable=True)
 
 
 @dataclass(frozen=True)
@@ -191,15 +173,15 @@ def build(
     return Segment(file, step.start, step.stop, len(live), size, opstamp)
 
 
-def remove_unlisted(folder: Path, manifest: Manifest, keep: Sequence[str]) -> None:
+def remove_unlisted(folder: Path, manifest: Manifest) -> None:
     """Delete segment files the manifest no longer lists (readers that mapped one keep their
     mapping: the data lives until they let go) and leftovers of interrupted builds."""
     listed = {s.file for segments in manifest.segments.values() for s in segments}
     for path in folder.glob("*.usearch"):
-        if path.name not in listed and path.name not in keep:
+        if path.name not in listed:
             with contextlib.suppress(OSError):
                 path.unlink()
-    for path in folder.glob(".*"):
+    for path in [*folder.glob(".*"), *folder.glob("*.tmp")]:
         with contextlib.suppress(OSError):
             path.unlink()
 

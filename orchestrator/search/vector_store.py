@@ -119,12 +119,16 @@ class VectorStore:
         manifest = self.manifest()
         if manifest.damaged:
             return  # repair() starts over; until then every row is scanned exactly
+        built = False
         for field in FIELDS:
             while (step := next_step(manifest.of(field), self.rows[field].count())) is not None:
                 segment = self._build(searcher, schema, field, step, opstamp)
                 manifest = _with(manifest, field, step, segment)
                 write_manifest(self.folder, manifest)
-        remove_unlisted(self.folder, manifest, ())
+                built = True
+        if built:
+            # After a commit that built nothing (most of them) there is nothing to tidy.
+            remove_unlisted(self.folder, manifest)
 
     def repair(self, searcher: tantivy.Searcher, schema: tantivy.Schema, opstamp: int) -> None:
         """Rebuild what is missing or damaged (at a writer's opening), then catch up."""
@@ -148,7 +152,8 @@ class VectorStore:
                 rebuilt = self._build(searcher, schema, field, step, opstamp, announce=False)
                 manifest = _with(manifest, field, step, rebuilt)
                 write_manifest(self.folder, manifest)
-        self.manifest()
+        # The files of what was rebuilt, and leftovers of a build cut short, go now.
+        remove_unlisted(self.folder, self.manifest())
         self.maintain(searcher, schema, opstamp)
 
     def _build(

@@ -9,6 +9,7 @@ import {
   narrowed,
   photoLine,
   renderFacets,
+  thumbnailLink,
 } from "./library.js";
 
 const PAGE = 24; // results per request
@@ -271,21 +272,8 @@ function card(hit) {
   const labels = (hit.categories || []).map((c) => shortLabel(c.category));
   const full = imageUrl(hit);
   // The picture opens the full image too; the name below is the link for keyboards and readers.
-  const frame = document.createElement("a");
-  frame.className = "thumb";
-  frame.href = full;
-  frame.target = "_blank";
-  frame.rel = "noopener";
-  frame.tabIndex = -1;
-  frame.setAttribute("aria-hidden", "true");
-  const img = document.createElement("img");
-  img.loading = "lazy";
-  img.decoding = "async";
-  img.alt = labels.length ? labels.slice(0, 3).join(", ") : "an indexed image";
-  if (hit.width && hit.height) {
-    img.width = hit.width;
-    img.height = hit.height;
-  }
+  const alt = labels.length ? labels.slice(0, 3).join(", ") : "an indexed image";
+  const { frame, img } = thumbnailLink(full, alt, hit.width, hit.height);
   img.src = thumbnailUrl(hit);
   let renewed = false;
   img.addEventListener("error", async () => {

@@ -3,7 +3,7 @@
 // moving files aside is the command line's (`deeptag duplicates --move-to`), which can undo it.
 // app.js owns the requests and the messages and hands them in; this file owns the view.
 
-import { takenLabel } from "./library.js";
+import { takenLabel, thumbnailLink } from "./library.js";
 
 const PAGE = 20; // groups per request
 const KINDS = {
@@ -56,20 +56,7 @@ function memberCard(member, group, urls) {
   item.dataset.id = member.id;
   const full = urls.image(member.id);
 
-  const frame = element("a", "thumb");
-  frame.href = full;
-  frame.target = "_blank";
-  frame.rel = "noopener";
-  frame.tabIndex = -1;
-  frame.setAttribute("aria-hidden", "true");
-  const img = document.createElement("img");
-  img.loading = "lazy";
-  img.decoding = "async";
-  img.alt = fileName(member.location);
-  if (member.width && member.height) {
-    img.width = member.width;
-    img.height = member.height;
-  }
+  const { frame, img } = thumbnailLink(full, fileName(member.location), member.width, member.height);
   img.addEventListener("error", () => {
     frame.classList.add("broken");
     frame.append(element("span", "unavailable", element("strong", "", "Image unavailable")));

@@ -134,3 +134,27 @@ export function renderFacets(container, facets, filters, onToggle) {
   }
   container.hidden = shown === 0;
 }
+
+/**
+ * A card's picture: a link to the full image (kept out of the keyboard order and from readers:
+ * the name below the picture is the link for them) around a lazily loaded ``img`` sized ahead
+ * of loading, so the grid does not jump. The caller sets ``img.src`` and what an error shows.
+ */
+export function thumbnailLink(href, alt, width, height) {
+  const frame = document.createElement("a");
+  frame.className = "thumb";
+  frame.href = href;
+  frame.target = "_blank";
+  frame.rel = "noopener";
+  frame.tabIndex = -1;
+  frame.setAttribute("aria-hidden", "true");
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.alt = alt;
+  if (width && height) {
+    img.width = width;
+    img.height = height;
+  }
+  return { frame, img };
+}

@@ -19,7 +19,8 @@ from orchestrator.search.base import SearchBackend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from tests.conftest import MODEL_REPOSITORY, ServerFactory
-from tests.outage_support import Noida, inferences, kill_9, run_index, wait_until
+from tests.e2e.test_sync import inferences as exact_inferences
+from tests.outage_support import Noida, inferences, kill_9, killed_after, run_index, wait_until
 from tests.search_support import variants, with_backend
 
 pytestmark = pytest.mark.e2e
@@ -144,12 +145,8 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_a_rerun_resumes(
     first.start()
     env = {**embedded_env(tmp_path, first.http_url), "DEEPTAG_RETRY_WINDOW_S": "3"}
 
-    def fault() -> None:
-        wait_until(lambda: inferences(first) >= 48, 120, "48 images classified")
-        kill_9(first)
-
     try:
-        stopped = run_index(photos, env, tmp_path, fault)
+        stopped = run_index(photos, env, tmp_path, killed_after(first, 48))
     finally:
         first.stop()
     assert stopped.returncode == 75, stopped.stderr
@@ -189,12 +186,8 @@ def test_a_sync_cut_by_an_outage_loses_nothing_and_a_rerun_finishes_it(
     first.start()
     env = {**embedded_env(tmp_path, first.http_url), "DEEPTAG_RETRY_WINDOW_S": "3"}
 
-    def fault() -> None:
-        wait_until(lambda: inferences(first) >= 48, 120, "48 images classified")
-        kill_9(first)
-
     try:
-        stopped = run_index(photos, env, tmp_path, fault, command="sync")
+        stopped = run_index(photos, env, tmp_path, killed_after(first, 48), command="sync")
     finally:
         first.stop()
     assert stopped.returncode == 75, stopped.stderr
@@ -207,9 +200,7 @@ def test_a_sync_cut_by_an_outage_loses_nothing_and_a_rerun_finishes_it(
     again = own_triton(tmp_path, "triton", first.ports)
     with again:
         resumed = run_index(photos, env, tmp_path, lambda: None, command="sync")
-        # Triton's statistics API is exact and current (its metrics are refreshed lazily).
-        stats = httpx.get(f"{again.http_url}/v2/models/efficientnet_lite0/stats", timeout=5)
-        classified = sum(int(m["inference_count"]) for m in stats.json()["model_stats"])
+        classified = exact_inferences(again)
     assert resumed.returncode == 0, resumed.stderr
     # Only what the cut run had not stored was classified (a batch may be in flight twice).
     assert IMAGES - len(cut) <= classified <= IMAGES - len(cut) + int(BATCH)
