@@ -67,6 +67,8 @@ class Segment:
     count: int  # rows in its graph: those of the range a document still named at the build
     size: int  # bytes of the file
     opstamp: int  # tantivy's, when it was built
+    #: Rows in the graph that it cannot reach (see :func:`unreachable`): scanned exactly.
+    exact: tuple[int, ...] = ()
 
     @property
     def span(self) -> int:
@@ -88,7 +90,10 @@ def read_manifest(folder: Path) -> Manifest:
         raw = json.loads((folder / MANIFEST).read_bytes())
         return Manifest(
             {
-                name: tuple(Segment(**entry) for entry in entries)
+                name: tuple(
+                    Segment(**{**entry, "exact": tuple(entry.get("exact", ()))})
+                    for entry in entries
+                )
                 for name, entries in raw["segments"].items()
             }
         )
@@ -163,6 +168,7 @@ def build(
         graph.add(chunk.astype(np.uint64), np.asarray(matrix[chunk], np.float32), threads=0)
         if progress is not None:
             progress(done + len(chunk), len(live))
+    lost = unreachable(graph, matrix, live)
     file = f"{name}-{step.start:010d}-{step.stop:010d}-{uuid.uuid4().hex[:8]}.usearch"
     temporary = folder / f".{file}"
     graph.save(str(temporary))
@@ -170,7 +176,20 @@ def build(
         os.fsync(f.fileno())
     os.replace(temporary, folder / file)
     size = (folder / file).stat().st_size
-    return Segment(file, step.start, step.stop, len(live), size, opstamp)
+    return Segment(file, step.start, step.stop, len(live), size, opstamp, lost)
+
+
+def unreachable(graph: Index, matrix: Rows, live: Keys) -> tuple[int, ...]:
+    """The rows the graph cannot find from their own vector. usearch's concurrent insertion
+    (twice as fast on two cores) leaves a few nodes without a way in: 0.4-1.6 % of rows in
+    graphs of 70-560 clustered rows, 0.1 % at 20,000; searches scan those rows exactly."""
+    lost: list[int] = []
+    for done in range(0, len(live), ADD_CHUNK):
+        chunk = live[done : done + ADD_CHUNK]
+        found = graph.search(np.asarray(matrix[chunk], np.float32), 10, threads=0)
+        keys = found.keys.astype(np.int64).reshape(len(chunk), -1)
+        lost += [int(row) for row, near in zip(chunk, keys, strict=True) if row not in near]
+    return tuple(lost)
 
 
 def remove_unlisted(folder: Path, manifest: Manifest) -> None:
@@ -236,6 +255,7 @@ def nearest(
         elif segment.count:
             asked = min(max(count, RERANKED), segment.count)
             candidates.append(graph.search(as_floats, asked).keys.astype(np.int64))
+            candidates.append(np.array(segment.exact, np.int64))
         exact_from = segment.stop
     if candidates:
         found.append(_scan(rows, np.unique(np.concatenate(candidates)), query, count))
