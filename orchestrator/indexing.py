@@ -21,6 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.errors import OutageTooLong
+from orchestrator.indexing_analyses import (
+    Found,
+    analyse_lacking,
+    lacking_images,
+    with_analyses,
+)
 from orchestrator.pipeline import Tagger, TagOptions, chunked
 from orchestrator.search.base import CustomCategory, ImageDocument, Location, SearchBackend
 from orchestrator.search.documents import document_from_prediction, with_locations
@@ -78,6 +84,9 @@ class IndexStats:
     stopped_by: str | None = None
     #: Metadata fields left out of the photos read because they were unreadable or absurd.
     metadata_warnings: int = 0
+    #: Images indexed before, given only the analyses they lacked (``--ocr`` on an indexed
+    #: folder); they are counted among ``skipped`` or ``copies`` too.
+    analysed: int = 0
 
     @property
     def done(self) -> int:
@@ -98,10 +107,13 @@ class _Chunk:
     #: Images whose content is indexed (or on its way) under another image of the run or an
     #: earlier run: their places, recorded by the writer once that document is written.
     copies: list[tuple[str, Location]] = field(default_factory=list)
+    #: Images indexed before that lack some of the run's analyses, with the ones they lack.
+    lacking: list[tuple[PreparedImage, frozenset[str]]] = field(default_factory=list)
 
 
-#: What the writer stage receives: documents to write, then copies to record on documents.
-_Writes = tuple[list[ImageDocument], list[tuple[str, Location]]]
+#: What the writer stage receives: documents to write, copies to record on documents, and
+#: what the analyses found in documents indexed before (by id).
+_Writes = tuple[list[ImageDocument], list[tuple[str, Location]], dict[str, Found]]
 
 
 def _place_of(image: PreparedImage) -> Location:
@@ -248,7 +260,8 @@ class Indexer:
         while (chunk := await _while_running(queue.get(), reader)) is not None:
             if chunk.fresh or chunk.copies:
                 documents = await self._classify(chunk) if chunk.fresh else []
-                await _while_running(to_write.put((documents, chunk.copies)), writer)
+                found = await analyse_lacking(self.tagger, chunk.lacking)
+                await _while_running(to_write.put((documents, chunk.copies, found)), writer)
 
     async def _prepare(self, batch: list[ImageSource]) -> _Chunk:
         prepared = await self.tagger.prepare_all(batch)
@@ -278,14 +291,21 @@ class Indexer:
                 fresh[image.sha256] = image
         self._uncommitted.append(frozenset(fresh))
         self.on_progress(self.stats)
-        return _Chunk(list(fresh.values()), copies)
+        names = frozenset(self.tagger.analyses)
+        lacks = await lacking_images(self.backend, images, already, names)
+        return _Chunk(list(fresh.values()), copies, lacks)
 
     def _in_flight(self, doc_id: str) -> bool:
         return any(doc_id in ids for ids in self._uncommitted)
 
     async def _classify(self, chunk: _Chunk) -> list[ImageDocument]:
         # Every probability too: concepts and the semantic vector are made from them.
-        options = TagOptions(best=self.options.best, with_embedding=True, with_probs=True)
+        options = TagOptions(
+            best=self.options.best,
+            with_embedding=True,
+            with_probs=True,
+            analyses=frozenset(self.tagger.analyses),
+        )
         outcomes = await self.tagger.classify(chunk.fresh, options)
         custom = await self._custom_categories(chunk.fresh)
         documents = [
@@ -311,9 +331,11 @@ class Indexer:
 
     async def _write_all(self, queue: asyncio.Queue[_Writes | None]) -> None:
         while (writes := await queue.get()) is not None:
-            documents, copies = writes
+            documents, copies, found = writes
             if documents:
                 await self._write(documents)
+            if found:
+                await self._write(await with_analyses(self.backend, found), analysed=True)
             await self._record_copies(copies)
 
     async def _record_copies(self, copies: list[tuple[str, Location]], final: bool = False) -> None:
@@ -330,9 +352,11 @@ class Indexer:
         self.stats.copies += recorded.added
         self.on_progress(self.stats)
 
-    async def _write(self, documents: list[ImageDocument]) -> None:
+    async def _write(self, documents: list[ImageDocument], analysed: bool = False) -> None:
         async for result in self.backend.index(documents):
-            if result.ok:
+            if result.ok and analysed:
+                self.stats.analysed += 1
+            elif result.ok:
                 self.stats.indexed += 1
             else:
                 self._fail(

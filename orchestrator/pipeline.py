@@ -13,15 +13,17 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from orchestrator.analysis.base import Analysis, AnalysisResult, ModelCaller
+from orchestrator.analysis.registry import specs, view_side
 from orchestrator.concepts import load_table
 from orchestrator.enrichment import Enricher, Enrichment
-from orchestrator.errors import ItemError
+from orchestrator.errors import ConfigError, ItemError
 from orchestrator.fetch import SourceReader
 from orchestrator.metrics import Metrics
 from orchestrator.preprocess import prepare
-from orchestrator.triton.client import Classifier
+from orchestrator.triton.client import Classification, Classifier
 from orchestrator.types import ImageSource, ItemFailure, Outcome, Prediction, PreparedImage
 
 T = TypeVar("T")
@@ -49,6 +51,8 @@ class TagOptions:
     with_embedding: bool = False
     #: Ask for every probability, to add concepts and the semantic vector to each prediction.
     with_probs: bool = False
+    #: The analyses to run beside classification (their names; the tagger must have them).
+    analyses: frozenset[str] = frozenset()
 
 
 class Tagger:
@@ -62,6 +66,8 @@ class Tagger:
         enricher: Enricher | None = None,
         decode_pool: Executor | None = None,
         with_location: bool = True,
+        analyses: Sequence[Analysis] = (),
+        caller: ModelCaller | None = None,
     ) -> None:
         self.reader = reader
         #: Where decoding runs: one thread per core, or ``DEEPTAG_DECODE_WORKERS`` processes;
@@ -73,10 +79,16 @@ class Tagger:
         self.chunk_size = chunk_size
         # Concepts need only the packaged table; semantic vectors need the exported space.
         self.enricher = enricher or Enricher(load_table())
+        #: The analyses this tagger can run (orchestrator.analysis), and how it reaches their
+        #: models: the classifier's own pool, so they share its failover and retries.
+        self.analyses = {analysis.name: analysis for analysis in analyses}
+        self.caller = caller
         # DEEPTAG_INDEX_LOCATION=false: neither the position nor the place leaves the photo.
         self._prepare_one = functools.partial(prepare, with_location=with_location)
 
-    async def _prepare(self, source: ImageSource) -> PreparedImage | ItemFailure:
+    async def _prepare(
+        self, source: ImageSource, view_side: int | None = None
+    ) -> PreparedImage | ItemFailure:
         try:
             with self.metrics.timed("fetch"):
                 image = await self.reader.read(source)
@@ -84,7 +96,10 @@ class Tagger:
                 # Threads by default: Pillow and hashlib release the GIL while they work.
                 loop = asyncio.get_running_loop()
                 prepared = await loop.run_in_executor(
-                    self.decode_pool, self._prepare_one, image, self.max_pixels
+                    self.decode_pool,
+                    functools.partial(self._prepare_one, view_side=view_side),
+                    image,
+                    self.max_pixels,
                 )
         except ItemError as e:
             return ItemFailure(source=source, error=e)
@@ -95,10 +110,13 @@ class Tagger:
         return prepared
 
     async def prepare_all(
-        self, sources: Sequence[ImageSource]
+        self, sources: Sequence[ImageSource], analyses: Iterable[str] | None = None
     ) -> list[PreparedImage | ItemFailure]:
-        """Read, decode and preprocess; the content hash is known after this step."""
-        return list(await asyncio.gather(*(self._prepare(s) for s in sources)))
+        """Read, decode and preprocess; the content hash is known after this step. The
+        images are prepared for ``analyses`` (default: every one this tagger runs): OCR, for
+        one, reads a larger view of each, from the same decode."""
+        side = view_side(specs(self.analyses if analyses is None else analyses))
+        return list(await asyncio.gather(*(self._prepare(s, side) for s in sources)))
 
     async def tag(self, sources: Sequence[ImageSource], options: TagOptions) -> list[Outcome]:
         """Predictions in the order of ``sources``, ``chunk_size`` images at a time.
@@ -113,7 +131,7 @@ class Tagger:
         if first is None:
             return outcomes
         ahead: asyncio.Future[list[PreparedImage | ItemFailure]] | None = asyncio.ensure_future(
-            self.prepare_all(first)
+            self.prepare_all(first, options.analyses)
         )
         try:
             while ahead is not None:
@@ -122,7 +140,7 @@ class Tagger:
                 ahead = (
                     None
                     if following is None
-                    else asyncio.ensure_future(self.prepare_all(following))
+                    else asyncio.ensure_future(self.prepare_all(following, options.analyses))
                 )
                 outcomes.extend(await self.classify(prepared, options))
                 # Only the predictions stay; the chunk's pixels can be freed now.
@@ -138,13 +156,10 @@ class Tagger:
     ) -> list[Outcome]:
         """Classify the prepared images together; failures keep their place."""
         ready = [p for p in prepared if isinstance(p, PreparedImage)]
-        with self.metrics.timed("infer"):
-            result = await self.triton.classify(
-                [p.pixels for p in ready],
-                options.best,
-                options.with_embedding,
-                with_probs=options.with_probs,
-            )
+        # The analyses run beside classification, not after it: each waits on its own models.
+        result, found = await asyncio.gather(
+            self._classify_ready(ready, options), self.analyse(ready, options.analyses)
+        )
         extras: list[Enrichment] = []
         if result.probs is not None and self.enricher.fits(result.probs):
             extras = self.enricher.apply(result.probs, result.labels)
@@ -167,6 +182,7 @@ class Tagger:
                 size=image.size,
                 mtime=image.mtime,
                 phash=image.phash,
+                analyses=found[i],
             )
             for i, (image, labels) in enumerate(zip(ready, result.labels, strict=True))
         )
@@ -180,3 +196,37 @@ class Tagger:
             else:
                 self.metrics.images.labels(outcome="tagged").inc()
         return outcomes
+
+    async def _classify_ready(
+        self, ready: Sequence[PreparedImage], options: TagOptions
+    ) -> Classification:
+        with self.metrics.timed("infer"):
+            return await self.triton.classify(
+                [p.pixels for p in ready],
+                options.best,
+                options.with_embedding,
+                with_probs=options.with_probs,
+            )
+
+    async def analyse(
+        self, images: Sequence[PreparedImage], names: Iterable[str]
+    ) -> list[dict[str, dict[str, Any]]]:
+        """Per image, the fields each named analysis found (by analysis name), the analyses
+        running side by side; an image's entry for an analysis that found nothing is ``{}``."""
+        chosen = [self.analyses[name] for name in self.analyses if name in set(names)]
+        found: list[dict[str, dict[str, Any]]] = [{} for _ in images]
+        if not chosen or not images:
+            return found
+        if self.caller is None:
+            raise ConfigError("this tagger was built without a way to reach the analyses' models")
+        caller = self.caller
+
+        async def run(analysis: Analysis) -> list[AnalysisResult]:
+            with self.metrics.timed(analysis.name):
+                return await analysis.run(images, caller)
+
+        results = await asyncio.gather(*(run(analysis) for analysis in chosen))
+        for analysis, per_image in zip(chosen, results, strict=True):
+            for fields, result in zip(found, per_image, strict=True):
+                fields[analysis.name] = result.to_fields()
+        return found

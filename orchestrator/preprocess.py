@@ -36,9 +36,12 @@ def decode(image: ImageBytes, max_pixels: int, short_side: int | None = None) ->
 
 
 def _decode(
-    image: ImageBytes, max_pixels: int, short_side: int | None
+    image: ImageBytes, max_pixels: int, short_side: int | None, long_side: int | None = None
 ) -> tuple[Image.Image, tuple[int, int], OpenedImage]:
-    """The upright RGB image, its full-resolution upright size, and the opened file."""
+    """The upright RGB image, its full-resolution upright size, and the opened file.
+
+    A JPEG is decoded at the smallest DCT scale that keeps its short side at least
+    ``short_side`` and its long side at least ``long_side``."""
     uri = name_of(image.source)  # data[3] for base64, never a megabyte of it
     try:
         with warnings.catch_warnings():
@@ -50,6 +53,8 @@ def _decode(
             orientation = _orientation(opened)
             if short_side is not None and opened.format == "JPEG":
                 scale = short_side / min(width, height)
+                if long_side is not None:
+                    scale = max(scale, long_side / max(width, height))
                 opened.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             opened.load()
     except Image.DecompressionBombError as e:
@@ -85,11 +90,27 @@ def to_model_input(rgb: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(cropped, dtype=np.uint8)
 
 
-def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -> PreparedImage:
+def to_view(rgb: Image.Image, side: int) -> npt.NDArray[np.uint8]:
+    """The whole image with its longest side at most ``side`` (never enlarged); uint8 HWC."""
+    if max(rgb.size) > side:
+        scale = side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def prepare(
+    image: ImageBytes,
+    max_pixels: int,
+    *,
+    with_location: bool = True,
+    view_side: int | None = None,
+) -> PreparedImage:
     """The model's input, the image's size, content hash and perceptual hash, and what the
     photo says about itself (``photo``; without position or place when ``with_location`` is
-    False)."""
-    rgb, (width, height), opened = _decode(image, max_pixels, RESIZE_SHORT_SIDE)
+    False); with ``view_side``, also the whole upright image that size (``view``, for the
+    analyses that read more than the crop, such as OCR)."""
+    rgb, (width, height), opened = _decode(image, max_pixels, RESIZE_SHORT_SIDE, view_side)
     return PreparedImage(
         source=image.source,
         pixels=to_model_input(rgb),
@@ -102,6 +123,7 @@ def prepare(image: ImageBytes, max_pixels: int, *, with_location: bool = True) -
         # Of the whole upright picture, not the model's centre crop. Hashing the drafted
         # (downscaled) decode loses nothing: pHash looks at a 32x32 thumbnail only.
         phash=perceptual_hash(rgb),
+        view=None if view_side is None else to_view(rgb, view_side),
     )
 
 

@@ -40,6 +40,9 @@ def prediction_json(outcome: Outcome, *, metadata: bool = False) -> dict[str, An
         entry["concepts"] = [
             {"concept": c.concept, "score": round(c.score, 6)} for c in outcome.concepts
         ]
+    # The analyses asked for (output.ocr, output.safety): `text`, `text_lines`, `nsfw`.
+    for fields in outcome.analyses.values():
+        entry.update(fields)
     return entry
 
 

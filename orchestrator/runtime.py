@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from orchestrator.analysis.registry import ANALYSES, AnalysisSpec, enabled
+from orchestrator.analysis.registry import build as build_analysis
 from orchestrator.enrichment import load_enricher
 from orchestrator.errors import ConfigError
 from orchestrator.fetch import FetchPolicy, SourceReader, build_http_client
@@ -77,11 +79,40 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def served_models(settings: Settings, every_model: bool = False) -> frozenset[str] | None:
+    """The model folders a local Triton loads: not the models of the analyses the settings
+    leave off (each is a process and a second of start-up), unless ``every_model`` (a server:
+    its ``/predict`` may ask for any analysis), and then only those exported; None: every
+    folder of the repository."""
+    repository = settings.model_repository
+    if not repository.is_dir():
+        return None
+    on = enabled(settings)
+    left_out = {
+        model
+        for spec in ANALYSES
+        if spec not in on
+        and not (every_model and all(_exported(repository / m) for m in spec.models))
+        for model in spec.models
+    }
+    if not left_out:
+        return None
+    return (
+        frozenset(p.name for p in repository.iterdir() if (p / "config.pbtxt").is_file()) - left_out
+    )
+
+
+def _exported(model_dir: Path) -> bool:
+    return any(model_dir.glob("[0-9]*/model.onnx"))
+
+
 @contextmanager
-def triton_for(settings: Settings, *, bulk: bool = False) -> Iterator[TritonHandle]:
+def triton_for(
+    settings: Settings, *, bulk: bool = False, every_model: bool = False
+) -> Iterator[TritonHandle]:
     """The configured Triton; else a local one already running on the configured port;
     else a local one started on free ports for as long as the block runs (laid out for a
-    ``bulk`` job, see :func:`shim_options`)."""
+    ``bulk`` job, see :func:`shim_options`; with the models :func:`served_models` says)."""
     if settings.triton_url:
         yield TritonHandle(configured_endpoints(settings), None, None)
         return
@@ -104,6 +135,7 @@ def triton_for(settings: Settings, *, bulk: bool = False) -> Iterator[TritonHand
         ports,
         start_timeout_s=settings.triton_start_timeout_s,
         shim=shim_options(settings, bulk=bulk),
+        only=served_models(settings, every_model),
     ) as local:
         address = (
             local.grpc_url
@@ -168,12 +200,20 @@ async def tagging_session(
     *,
     retry: RetryPolicy = NO_RETRY,
     on_wait: Waiting = not_waiting,
+    analyses: Sequence[AnalysisSpec] | None = None,
 ) -> AsyncIterator[TaggingSession]:
-    """A tagger on the pool of ``endpoints``; ``retry`` lets its Triton calls ride out outages."""
+    """A tagger on the pool of ``endpoints``; ``retry`` lets its Triton calls ride out outages.
+
+    It runs the analyses ``analyses`` names (default: those the settings turn on), whose
+    models are checked here, once, so a missing one stops the command before any image."""
+    chosen = enabled(settings) if analyses is None else analyses
     triton = triton_pool(settings, endpoints, retry=retry, on_wait=on_wait, metrics=metrics)
     model = await triton.connect()
     http = build_http_client(settings.fetch_timeout_s)
     try:
+        built = [build_analysis(spec, settings) for spec in chosen]
+        for spec in chosen:
+            await triton.check_models(spec.models, spec.advice)
         reader = source_reader(settings, http, path_roots)
         enricher = load_enricher(
             settings.model_repository / settings.text_model, settings.concept_threshold
@@ -188,6 +228,8 @@ async def tagging_session(
                     enricher=enricher,
                     decode_pool=pool,
                     with_location=settings.index_location,
+                    analyses=built,
+                    caller=triton,
                 ),
                 model,
                 triton,

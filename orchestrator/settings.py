@@ -183,6 +183,33 @@ class Settings(BaseSettings):
         "is read nor stored, by any command or the server.",
     )
 
+    # Analyses beside classification (orchestrator/analysis)
+    ocr: bool = Field(
+        default=False,
+        description="Read the text in each indexed image (PP-OCRv4 on Triton) into `text` and "
+        "`text_lines`. Costs about 0.3 s per image per CPU core; needs `deeptag models export "
+        "--only ocr` (and the `ocr` extra).",
+    )
+    ocr_min_score: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Least recognition confidence a line of text needs to be kept.",
+    )
+    safety: bool = Field(
+        default=False,
+        description="Give each indexed image an `nsfw` score (0-1, Yahoo's open_nsfw on "
+        "Triton), from the crop the classifier already gets; needs `deeptag models export "
+        "--only safety` (and the `safety` extra).",
+    )
+    nsfw_threshold: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="The search page blurs images whose `nsfw` score is above this (a click "
+        "reveals one) and its 'hide unsafe' filter leaves them out.",
+    )
+
     # Search
     search_backend: Literal["es", "embedded"] | None = Field(
         default=None,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +57,9 @@ class PreparedImage:
     mtime: float | None = None
     #: The 64-bit perceptual hash of the upright image, 16 hex digits (``orchestrator.phash``).
     phash: str | None = None
+    #: The whole upright image, its longest side at most the size an analysis asked for (OCR
+    #: reads text from it); None when no analysis needs more than the crop.
+    view: npt.NDArray[np.uint8] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,9 @@ class Prediction:
     mtime: float | None = None
     #: The image's perceptual hash (see :class:`PreparedImage`).
     phash: str | None = None
+    #: What each analysis that ran found, by its name (``orchestrator.analysis``): the JSON
+    #: fields it adds (``{"ocr": {"text": ..., "text_lines": [...]}, "safety": {"nsfw": 0.01}}``).
+    analyses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from orchestrator.runtime import shim_options
+from orchestrator.runtime import served_models, shim_options
 from orchestrator.samples import sample_dir
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
@@ -74,7 +74,11 @@ def triton(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     lays out its own."""
     ports = TritonPorts(free_port(), free_port(), free_port())
     work = tmp_path_factory.mktemp("triton")
-    with LocalTriton(exported_model, work, ports, shim=shim_options(Settings())) as server:
+    # Every model exported, as `deeptag serve` loads them: the analyses' tests need theirs.
+    only = served_models(Settings(model_repository=exported_model), every_model=True)
+    with LocalTriton(
+        exported_model, work, ports, shim=shim_options(Settings()), only=only
+    ) as server:
         yield server
 
 

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 
 from orchestrator import collect
+from orchestrator.cli.analyses import OcrOption, SafetyOption, overrides
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
 from orchestrator.cli.refresh import refresh_metadata
 from orchestrator.cli.refresh import summarise as summarise_refresh
@@ -224,6 +225,8 @@ def index(
             "local Ray for the run."
         ),
     ] = None,
+    ocr: OcrOption = False,
+    safety: SafetyOption = False,
     refresh_metadata: Annotated[
         bool,
         typer.Option(
@@ -234,7 +237,9 @@ def index(
     ] = False,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
-    settings = load_settings(triton_url=triton_url, infer_batch_size=batch_size)
+    settings = load_settings(
+        triton_url=triton_url, infer_batch_size=batch_size, **overrides(ocr, safety)
+    )
     if refresh_metadata:
         _refresh_only(settings, sources, sink, failures, reindex or bool(meta) or bool(model))
         return
@@ -363,6 +368,12 @@ def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
     )
     if stats.failed:
         err_console.print(f"failures and their reasons: {failures}", highlight=False)
+    if stats.analysed:
+        err_console.print(
+            f"{stats.analysed} image(s) indexed before given the analyses they lacked "
+            "(not classified again)",
+            highlight=False,
+        )
     if stats.metadata_warnings:
         err_console.print(
             f"{stats.metadata_warnings} unreadable photo metadata field(s) left out (the images "

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.analysis.registry import ANALYSES, AnalysisSpec
 from orchestrator.cli.common import console, user_errors
 from orchestrator.errors import BadRequest
 from orchestrator.settings import load_settings
@@ -20,6 +21,8 @@ class Which(StrEnum):
     all = "all"
     image = "image"
     text = "text"
+    ocr = "ocr"
+    safety = "safety"
 
 
 @models_app.command()
@@ -32,7 +35,11 @@ def export(
         bool, typer.Option(help="Export even when the model is already there.")
     ] = False,
     only: Annotated[
-        Which, typer.Option(help="Export only the image model or only the text model.")
+        Which,
+        typer.Option(
+            help="Export only one of them. all: the image and text models, and the OCR and "
+            "safety models when their extras are installed (pip install 'deeptag[ocr,safety]')."
+        ),
     ] = Which.all,
     int8: Annotated[
         bool,
@@ -56,8 +63,9 @@ def export(
         typer.Option(help="With --int8: photos never used for calibration, to measure on."),
     ] = None,
 ) -> None:
-    """Export EfficientNet-Lite0 (ImageNet-1k) to <repository>/efficientnet_lite0/1/model.onnx
-    and the all-MiniLM-L6-v2 sentence encoder to <repository>/minilm_l6/1/model.onnx."""
+    """Export EfficientNet-Lite0 (ImageNet-1k) to <repository>/efficientnet_lite0/1/model.onnx,
+    the all-MiniLM-L6-v2 sentence encoder to <repository>/minilm_l6/1/model.onnx, and the OCR
+    (ocr_det, ocr_rec) and safety (open_nsfw) models."""
     from orchestrator.models.export import MODEL_NAME, export_model, label_lines
     from orchestrator.models.export_text import MODEL_NAME as TEXT_MODEL_NAME
     from orchestrator.models.export_text import export_text_model
@@ -94,6 +102,33 @@ def export(
                 f"its tokenizer and the label and concept embeddings in "
                 f"{time.perf_counter() - started:.1f}s"
             )
+    for spec in ANALYSES:
+        if only is Which(spec.name) or only is Which.all:
+            export_analysis_models(settings.model_repository, spec, force, only is Which.all)
+
+
+def export_analysis_models(
+    repository: Path, spec: AnalysisSpec, force: bool, optional: bool
+) -> None:
+    """Export an analysis' models from the package that ships them; ``optional`` (a plain
+    `export`): a missing package is a note, not an error."""
+    from orchestrator.errors import ExportDependencyMissing
+    from orchestrator.models.export_analyses import export_models
+
+    files = [repository / model / "1" / "model.onnx" for model in spec.models]
+    if all(f.is_file() for f in files) and not force:
+        console.print(f"the {spec.name} models are already exported (use --force to redo them)")
+        return
+    started = time.perf_counter()
+    try:
+        written = export_models(spec, repository)
+    except ExportDependencyMissing as e:
+        if not optional:
+            raise
+        console.print(f"[dim]skipped the {spec.name} models: {e.message}[/]")
+        return
+    sizes = ", ".join(f"{p} ({p.stat().st_size / 1e6:.1f} MB)" for p in written)
+    console.print(f"exported {sizes} in {time.perf_counter() - started:.1f}s")
 
 
 def _export_int8(repository: Path, calibration: Path | None, held_out: Path | None) -> None:

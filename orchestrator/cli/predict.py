@@ -7,8 +7,10 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli.analyses import OcrOption, SafetyOption, names, overrides
 from orchestrator.cli.common import console, err_console, run_async, user_errors
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
@@ -37,6 +39,11 @@ def render_table(outcomes: list[Outcome]) -> Table:
             table.add_row(
                 outcome.source.uri if i == 0 else "", label.category, f"{label.score:.3f}"
             )
+        for fields in outcome.analyses.values():
+            if "nsfw" in fields:
+                table.add_row("", "nsfw", f"{fields['nsfw']:.3f}")
+            if "text" in fields:
+                table.add_row("", f"text: {escape(fields['text'])}", "")
     return table
 
 
@@ -63,14 +70,15 @@ def predict(
         str | None,
         typer.Option(help="A Triton model, e.g. one made by `deeptag train` (DEEPTAG_MODEL)."),
     ] = None,
+    ocr: OcrOption = False,
+    safety: SafetyOption = False,
 ) -> None:
     """Classify images and print their top labels."""
     model = model.lower() if model else None
-    settings = load_settings(triton_url=triton_url, model=model)
+    settings = load_settings(triton_url=triton_url, model=model, **overrides(ocr, safety))
     started = time.perf_counter()
-    outcomes = run_async(
-        _predict(settings, sources, TagOptions(best=best, confidence_threshold=threshold))
-    )
+    options = TagOptions(best=best, confidence_threshold=threshold, analyses=names(settings))
+    outcomes = run_async(_predict(settings, sources, options))
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:
         response = predict_response(outcomes, model or "imageserv", elapsed_ms, metadata=metadata)

@@ -161,6 +161,10 @@ def render(page: SearchPage, scored: bool = True) -> Table:
         table.add_column("taken", no_wrap=True)
     if placed:
         table.add_column("place")
+    # The text read in the images (`--ocr`), for pages that have some.
+    texted = any(text_of(hit.document) for hit in page.hits)
+    if texted:
+        table.add_column("text")
     table.add_column("top categories")
     table.add_column("concepts")
     for hit in page.hits:
@@ -172,8 +176,16 @@ def render(page: SearchPage, scored: bool = True) -> Table:
         row.append(hit.document.uri)
         row += [taken(hit.document)] if dated else []
         row += [place(hit.document)] if placed else []
+        row += [escape(text_of(hit.document))] if texted else []
         table.add_row(*row, categories, concepts)
     return table
+
+
+def text_of(document: ImageDocument, limit: int = 40) -> str:
+    """The first line of the text read in the image, cut to ``limit`` characters."""
+    text = str(document.analyses.get("ocr", {}).get("text") or "")
+    first = text.split("\n", 1)[0]
+    return first if len(first) <= limit and first == text else first[: limit - 1] + "…"
 
 
 def taken(document: ImageDocument) -> str:

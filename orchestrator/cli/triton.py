@@ -18,7 +18,7 @@ import typer
 
 from orchestrator.cli.common import console, fail, user_errors
 from orchestrator.errors import ConfigError, DeeptagError
-from orchestrator.runtime import shim_options, usable_cores
+from orchestrator.runtime import served_models, shim_options, usable_cores
 from orchestrator.settings import load_settings
 from orchestrator.triton.launcher import (
     LocalTriton,
@@ -240,6 +240,8 @@ def start(
             ports,
             start_timeout_s=settings.triton_start_timeout_s,
             shim=shim_options(settings, cores),
+            # Every model exported: the commands and servers that use it may ask for any.
+            only=served_models(settings, every_model=True),
         )
         for ports in port_sets
     ]

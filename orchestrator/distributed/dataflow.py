@@ -2,8 +2,8 @@
 
 ::
 
-    sources → Decode (1 CPU each, many) → Screen (one, in order) → Classify (a few per Triton
-            endpoint) → Write (two) → the driver
+    sources → Decode (1 CPU each, many) → Screen (one, in order) → [Analyse, one stage per
+            analysis turned on] → Classify (a few per Triton endpoint) → Write (two) → the driver
 
 Only the decoders are CPU-bound; the other stages wait on Triton or Elasticsearch, so they ask
 for fractions of a CPU and the rest of the cluster's cores go to decoding.
@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from orchestrator.analysis.registry import enabled
+from orchestrator.distributed.analyse import Analyse
 from orchestrator.distributed.stages import Classify, Decode, Screen, Write
 from orchestrator.enrichment import Enricher
 from orchestrator.indexing import IndexOptions, batches_in_flight
+from orchestrator.settings import Settings
 
 #: CPUs the light stages ask for: they wait on the network, and asking little leaves the
 #: cores to decoding (different amounts also keep Ray Data from fusing the stages).
 SCREEN_CPUS = 0.1
 CLASSIFY_CPUS = 0.2
+ANALYSE_CPUS = 0.15
 WRITE_CPUS = 0.1
 #: Classify actors per Triton endpoint at least: one batch each at a time, so two keep a server
 #: busy while the other's batch travels. More when the endpoints report more model instances.
@@ -109,10 +113,12 @@ def build_dataset(
         return kwargs
 
     metadata = dict(options.metadata)
+    analyses = enabled(Settings.model_validate(settings))
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     for kwargs in (
         stage(Decode, plan.decoders, plan.decode_cpus, urls),
         stage(Screen, 1, SCREEN_CPUS, options.reindex, in_order=True),
+        *(stage(Analyse, plan.classifiers, ANALYSE_CPUS, urls, a.name) for a in analyses),
         stage(
             Classify, plan.classifiers, CLASSIFY_CPUS, urls, args.enricher, options.best, metadata
         ),

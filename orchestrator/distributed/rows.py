@@ -55,6 +55,11 @@ DECODED_COLUMNS = (
     "photo",
     "seen",
     "phash",
+    # The larger view analyses read (OCR), as bytes and "height,width"; "" when none.
+    "view",
+    "view_shape",
+    # What the analyses found so far, as JSON by analysis name ("" when none ran).
+    "analyses",
 )
 TAGGED_COLUMNS = (*OUTCOME_COLUMNS, "document")
 _INT_COLUMNS = frozenset({"width", "height"})
@@ -84,6 +89,9 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
             "photo": "",
             "seen": "",
             "phash": "",
+            "view": b"",
+            "view_shape": "",
+            "analyses": "",
         }
     return row | {
         "status": Status.READY.value,
@@ -98,6 +106,9 @@ def decoded_row(outcome: PreparedImage | ItemFailure) -> Row:
         # One string column, as size and mtime are both absent for URLs and base64.
         "seen": "" if outcome.size is None else json.dumps([outcome.size, outcome.mtime]),
         "phash": outcome.phash or "",
+        "view": b"" if outcome.view is None else np.ascontiguousarray(outcome.view).tobytes(),
+        "view_shape": "" if outcome.view is None else "{},{}".format(*outcome.view.shape[:2]),
+        "analyses": "",
     }
 
 
@@ -111,8 +122,16 @@ def prepared_of(row: Mapping[str, Any]) -> PreparedImage:
         sha256=row["sha256"],
         photo=photo_of(row.get("photo") or ""),
         phash=row.get("phash") or None,
+        view=_view_of(row.get("view") or b"", row.get("view_shape") or ""),
         **_seen_of(row.get("seen") or ""),
     )
+
+
+def _view_of(data: bytes, shape: str) -> npt.NDArray[np.uint8] | None:
+    if not shape:
+        return None
+    height, width = (int(n) for n in shape.split(","))
+    return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
 def _seen_of(text: str) -> dict[str, Any]:

@@ -16,10 +16,12 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy.typing as npt
 
+from orchestrator.analysis.registry import enabled
 from orchestrator.distributed.rows import (
     DECODED_COLUMNS,
     OUTCOME_COLUMNS,
@@ -113,10 +115,12 @@ class Decode(_Stage):
             self.settings.max_image_pixels,
             with_location=self.settings.index_location,
         )
+        # Prepared for the analyses the run has (OCR reads a larger view): their own stages.
+        self.analyses = [spec.name for spec in enabled(self.settings)]
 
     def __call__(self, batch: Mapping[str, npt.NDArray[Any]]) -> Batch:
         sources = [source_of(row) for row in to_rows(batch)]
-        prepared = self._run(self.tagger.prepare_all(sources))
+        prepared = self._run(self.tagger.prepare_all(sources, self.analyses))
         return to_batch([decoded_row(p) for p in prepared], DECODED_COLUMNS)
 
 
@@ -143,7 +147,7 @@ class Screen(_Stage):
         for row in ready:
             doc_id = row["sha256"]
             if doc_id in already or doc_id in fresh or self._seen(doc_id):
-                row.update(status=Status.SKIPPED.value, pixels=b"")
+                row.update(status=Status.SKIPPED.value, pixels=b"", view=b"", view_shape="")
             else:
                 fresh.add(doc_id)
         self._remember(frozenset(fresh))
@@ -195,7 +199,9 @@ class Classify(_Stage):
             for row, outcome in zip(ready, outcomes, strict=True):
                 assert isinstance(outcome, Prediction)  # every input was a decoded image
                 document = document_from_prediction(outcome, self.model, self.metadata)
-                source = document_to_source(document)
+                # What the analysis stages before this one found.
+                found = json.loads(row.get("analyses") or "{}")
+                source = document_to_source(replace(document, analyses=found))
                 row.update(status=Status.TAGGED.value, document=json.dumps(source))
         for row in rows:
             row.setdefault("document", "")

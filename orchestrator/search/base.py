@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -34,6 +34,8 @@ DEFAULT_QUERY_FIELDS = (
     "place.city",
     "place.region",
     "place.country",
+    # The text read in the image (`deeptag index --ocr`).
+    "text",
 )
 
 
@@ -108,6 +110,10 @@ class ImageDocument:
     #: The 64-bit perceptual hash of the picture, 16 hex digits (``orchestrator.phash``): it
     #: confirms near-duplicates that the embedding finds. None for documents indexed before.
     phash: str | None = None
+    #: What each analysis that ran found, by its name (orchestrator.analysis.registry):
+    #: ``{"ocr": {"text": ..., "text_lines": [...]}, "safety": {"nsfw": 0.01}}``; an analysis
+    #: that ran and found nothing has ``{}``.
+    analyses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def places(self) -> tuple[Location, ...]:

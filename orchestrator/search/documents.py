@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.analysis.registry import ANALYSES, ANALYSES_FIELD, ANALYSIS_FIELDS
 from orchestrator.photo import PHOTO_FIELDS, PhotoMetadata
 from orchestrator.search.base import (
     Category,
@@ -42,6 +43,7 @@ RESERVED_FIELDS = (
         }
     )
     | PHOTO_FIELDS
+    | ANALYSIS_FIELDS
 )
 
 
@@ -101,6 +103,7 @@ def document_from_prediction(
         # Size and mtime as the reader saw them: this module never looks at the file itself.
         locations=(Location(prediction.source.uri, prediction.size, prediction.mtime),),
         phash=prediction.phash,
+        analyses=prediction.analyses,
     )
 
 
@@ -138,7 +141,22 @@ def document_to_source(document: ImageDocument) -> dict[str, Any]:
         source["semantic"] = list(document.semantic)
     if document.phash is not None:
         source["phash"] = document.phash
+    if document.analyses:
+        for fields in document.analyses.values():
+            source.update(fields)
+        source[ANALYSES_FIELD] = sorted(document.analyses)
     return source
+
+
+def analyses_from_source(source: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The analyses a stored document lists as run, each with the fields it wrote."""
+    ran = source.get(ANALYSES_FIELD) or ()
+    ran = [ran] if isinstance(ran, str) else ran
+    return {
+        spec.name: {name: source[name] for name in spec.fields if name in source}
+        for spec in ANALYSES
+        if spec.name in ran
+    }
 
 
 def photo_from_source(source: Mapping[str, Any]) -> PhotoMetadata | None:
@@ -188,6 +206,7 @@ def document_from_source(doc_id: str, source: Mapping[str, Any]) -> ImageDocumen
         locations=locations_from_source(source.get("locations")),
         # Absent from documents written before deeptag computed it.
         phash=_phash_from_source(source.get("phash")),
+        analyses=analyses_from_source(source),
     )
 
 

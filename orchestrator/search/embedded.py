@@ -51,6 +51,7 @@ from orchestrator.search.embedded_search import find
 from orchestrator.search.embedded_store import (
     CURRENT_FIELDS,
     REINDEX_ADVICE,
+    ROW_FIELDS,
     from_stored,
     hit_count,
     is_panic,
@@ -100,6 +101,9 @@ class EmbeddedIndex:
         self.directory = directory
         self.dims = dims
         self.legacy = legacy
+        #: Vectors stored in the documents (written before the row files): scanned exactly.
+        #: A legacy folder that has rows lacks only later fields, and searches as today's.
+        self.stored_vectors = legacy and not set(ROW_FIELDS.values()) <= fields
         self._index: tantivy.Index | None = index
         self._writer = WriterSlot(self._require_open, directory, writer)
         self._schema = index.schema
@@ -203,13 +207,13 @@ class EmbeddedIndex:
         return SearchPage(len(hits), hits, _elapsed_ms(started))
 
     async def similar_pairs(self, min_score: float, k: int = 10) -> list[tuple[str, str, float]]:
-        if self.legacy:
+        if self.stored_vectors:
             return await pairs_by_knn(self, min_score, k)
         pairs = lambda: document_pairs(self.vectors, self._searcher(), self._schema, k, min_score)  # noqa: E731
         return await self._run(pairs)
 
     async def count_with(self, field: VectorField) -> int:
-        if self.legacy:
+        if self.stored_vectors:
             return await self._run(lambda: self._legacy_vectors.count(self._searcher(), field))
         return await self._run(lambda: self.vectors.count(self._searcher(), field))
 
@@ -329,7 +333,7 @@ class EmbeddedIndex:
         if not hits:
             return None
         stored = searcher.doc(hits[0][1])
-        if self.legacy:
+        if self.stored_vectors:
             return from_stored(stored, with_vectors=True)
         rows = rows_of(stored)
         return replace(
@@ -400,7 +404,7 @@ class EmbeddedIndex:
         min_score: float | None,
     ) -> tuple[SearchHit, ...]:
         searcher = self._searcher()
-        if self.legacy:
+        if self.stored_vectors:
             near = self._legacy_vectors.nearest(searcher, field, query, k, exclude_id, where)
         else:
             found = nearest_documents(

@@ -22,6 +22,11 @@ import tantivy
 from orchestrator.errors import DeeptagError, IndexLocked, SearchBackendError
 from orchestrator.search.base import EMBEDDING_DIMS, SEMANTIC_DIMS, ImageDocument
 from orchestrator.search.documents import document_from_source, document_to_source
+from orchestrator.search.embedded_analysis import (
+    ANALYSIS_SCHEMA_FIELDS,
+    add_analyses,
+    add_analysis_fields,
+)
 from orchestrator.search.embedded_photo import PHOTO_SCHEMA_FIELDS, add_photo, add_photo_fields
 from orchestrator.search.vectors import Vectors, embedding_bytes
 
@@ -55,6 +60,7 @@ NEW_FIELDS = frozenset(
         *PHOTO_SCHEMA_FIELDS,
         LOCATIONS_FIELD,
         *ROW_FIELDS.values(),
+        *ANALYSIS_SCHEMA_FIELDS,
     }
 )
 REINDEX_ADVICE = "run `deeptag index --reindex FOLDER...` on the images to add them"
@@ -90,6 +96,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_text_field(LOCATIONS_FIELD, tokenizer_name="raw", index_option="basic")
     for row_field in ROW_FIELDS.values():
         builder.add_integer_field(row_field, stored=True, indexed=True, fast=True)
+    add_analysis_fields(builder)
     return builder.build()
 
 
@@ -120,6 +127,12 @@ class OpenedIndex:
     legacy: bool
     #: The fields the folder has (all of today's unless it is a legacy one).
     fields: frozenset[str] = CURRENT_FIELDS
+
+    @property
+    def rows(self) -> bool:
+        """Whether its vectors are rows beside it (vector_rows.py), as today, rather than
+        stored in its documents: a folder legacy only for lacking later fields."""
+        return set(ROW_FIELDS.values()) <= self.fields
 
 
 def open_tantivy(directory: Path) -> OpenedIndex:
@@ -243,6 +256,7 @@ def to_tantivy(document: ImageDocument) -> tantivy.Document:
     if document.metadata:
         doc.add_json(METADATA_FIELD, dict(document.metadata))
     add_photo(doc, document.id, source)
+    add_analyses(doc, source)
     return doc
 
 

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import tantivy
 
+from orchestrator.search.base import ImageDocument
+from orchestrator.search.embedded_knn import vector_at
 from orchestrator.search.embedded_store import (
     WRITER_HEAP_BYTES,
     WRITER_THREADS,
     build_schema,
     from_stored,
     opstamp,
+    rows_of,
     take_writer,
 )
 from orchestrator.search.embedded_writes import prepare, store_rows
@@ -40,6 +43,8 @@ def upgrade(directory: Path, dims: dict[str, int]) -> None:
     new = tantivy.Index(build_schema(), path=str(staging))
     writer = new.writer(heap_size=WRITER_HEAP_BYTES, num_threads=WRITER_THREADS)
     store = VectorStore(staging, dims)
+    # A folder lacking only fields added after the row files has its vectors in rows.
+    old_rows = VectorStore(directory, dims)
     searcher = old.searcher()
     total = searcher.num_docs
     log.warning(
@@ -51,7 +56,7 @@ def upgrade(directory: Path, dims: dict[str, int]) -> None:
     addresses = [address for _, address in everything.hits]
     with progress_bar("documents", total, shown=True) as progress:
         for start in range(0, len(addresses), BATCH):
-            _copy(searcher, addresses[start : start + BATCH], store, writer, dims)
+            _copy(searcher, addresses[start : start + BATCH], old_rows, store, writer, dims)
             if progress is not None:
                 progress(min(start + BATCH, total), total)
     writer.wait_merging_threads()
@@ -68,12 +73,13 @@ def upgrade(directory: Path, dims: dict[str, int]) -> None:
 def _copy(
     searcher: tantivy.Searcher,
     addresses: list[tantivy.DocAddress],
+    old_rows: VectorStore,
     store: VectorStore,
     writer: tantivy.IndexWriter,
     dims: dict[str, int],
 ) -> None:
     """One batch of documents into the new folder, their vectors as rows, in one commit."""
-    documents = [from_stored(searcher.doc(address), with_vectors=True) for address in addresses]
+    documents = [_read(searcher.doc(address), old_rows) for address in addresses]
     prepared, results = prepare(documents, dims["embedding"])
     # A document whose stored vector cannot be a row (all zeros) keeps the rest of itself.
     refused = [d for d, r in zip(documents, results, strict=True) if not r.ok]
@@ -82,3 +88,15 @@ def _copy(
     for item in prepared:
         writer.add_document(item.doc)
     writer.commit()
+
+
+def _read(stored: tantivy.Document, old_rows: VectorStore) -> ImageDocument:
+    """A stored document with its vectors, from the old folder's rows or from itself."""
+    rows = rows_of(stored)
+    if not rows:
+        return from_stored(stored, with_vectors=True)
+    return replace(
+        from_stored(stored),
+        embedding=vector_at(old_rows, rows, "embedding"),
+        semantic=vector_at(old_rows, rows, "semantic"),
+    )

@@ -75,6 +75,19 @@ def added_fields() -> dict[str, Any]:
         # Looked up whole (hex digits), never searched by words: dynamic mapping would make
         # it text with a keyword subfield.
         "phash": {"type": "keyword"},
+        **analysis_fields(),
+    }
+
+
+def analysis_fields() -> dict[str, Any]:
+    """What the analyses beside classification write (orchestrator.analysis.registry)."""
+    return {
+        # The text read in the image: words, as bare queries and `text:"exit"` search them.
+        "text": _TEXT,
+        # Lines with their boxes and scores: kept for display, never searched.
+        "text_lines": {"type": "object", "enabled": False},
+        "nsfw": _FLOAT,
+        "analyses": {"type": "keyword"},
     }
 
 

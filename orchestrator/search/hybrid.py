@@ -87,7 +87,26 @@ def filtered(query: str, filter: str | None) -> str:
     if query in ("", "*"):
         return filter
     # Grouped, so an OR in either stays inside it: `a OR b` AND `c` is not `a OR (b AND c)`.
-    return f"({query}) AND ({filter})"
+    return f"({_all_but(query)}) AND ({_all_but(filter)})"
+
+
+_CLAUSE = re.compile(r'"[^"]*"|\([^)]*\)|\S+')
+
+
+def _all_but(query: str) -> str:
+    """A purely negative query (`-cat`, `NOT cat -dog`) as "everything but" (pure): alone it
+    means that on both backends, but inside a group tantivy would match nothing."""
+    clauses = _CLAUSE.findall(query)
+    positive = False
+    negated = False
+    for clause in clauses:
+        if clause == "NOT":
+            negated = True
+            continue
+        if not (negated or clause.startswith("-")) and clause not in ("AND", "OR"):
+            positive = True
+        negated = False
+    return query if positive or not clauses else f"* {query}"
 
 
 def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:

@@ -34,6 +34,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "metadata": dict(document.metadata),
         "thumbnail": thumbnail_url(document),
         **photo,
+        # What the analyses found (`text`, `text_lines`, `nsfw`), when they ran.
+        **{k: v for fields in document.analyses.values() for k, v in fields.items()},
     }
 
 

@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            triton = stack.enter_context(triton_for(settings))
+            triton = stack.enter_context(triton_for(settings, every_model=True))
             fetch_http = await stack.enter_async_context(
                 build_http_client(settings.fetch_timeout_s)
             )

@@ -51,6 +51,11 @@ class OutputOptions(StrictModel):
     #: deeptag extension: each prediction also carries what the photo says about itself
     #: (``taken_at``, ``camera``, ``place``, ``keywords``...), for templates to write.
     metadata: bool = False
+    #: deeptag extension: each prediction also carries the text read in the image (``text``,
+    #: and ``text_lines`` with boxes in the image's pixels and scores). Needs the OCR models.
+    ocr: bool = False
+    #: deeptag extension: each prediction also carries its ``nsfw`` score (0-1).
+    safety: bool = False
 
 
 class InputOptions(_Lenient):

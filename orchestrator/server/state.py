@@ -10,6 +10,8 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Request
 
+from orchestrator.analysis.registry import build as build_analysis
+from orchestrator.analysis.registry import specs
 from orchestrator.enrichment import load_enricher
 from orchestrator.errors import DeeptagError
 from orchestrator.fetch import SourceReader
@@ -42,8 +44,11 @@ class ServerState:
     _backend: SearchBackend | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def tagger_for(self, model: str) -> tuple[Tagger, ModelInfo]:
-        """A tagger for ``model``, connected (and its metadata checked) on first use."""
+    async def tagger_for(
+        self, model: str, analyses: frozenset[str] = frozenset()
+    ) -> tuple[Tagger, ModelInfo]:
+        """A tagger for ``model``, connected (and its metadata checked) on first use, able to
+        run ``analyses`` (each built, and its models checked, the first time one is asked)."""
         async with self._lock:
             if model not in self._taggers:
                 # No retry window: a request during an outage is answered 503 at once.
@@ -63,9 +68,15 @@ class ServerState:
                         self.settings.model_repository / self.settings.text_model,
                         self.settings.concept_threshold,
                     ),
+                    caller=client,
                 )
                 self._taggers[model] = (tagger, info)
-            return self._taggers[model]
+            tagger, info = self._taggers[model]
+            for spec in specs(analyses - set(tagger.analyses)):
+                if tagger.caller is not None:
+                    await tagger.caller.check_models(spec.models, spec.advice)
+                tagger.analyses[spec.name] = build_analysis(spec, self.settings)
+            return tagger, info
 
     async def connect_text_encoder(self) -> None:
         """Connect the query encoder once; without it, searches run by words and say why."""

@@ -1,6 +1,13 @@
 // The deeptag search page: plain ES module, no framework, no build step, nothing from a CDN.
 // It speaks the same HTTP API as curl: GET/POST /search, POST /index, GET /info, GET /duplicates.
 
+import {
+  SCORED_QUERY,
+  blurPicture,
+  isSensitive,
+  textDetails,
+  unsafeFilter,
+} from "./analyses.js";
 import { duplicatesView } from "./duplicates.js";
 import {
   FACET_PARAM,
@@ -17,6 +24,7 @@ const MAX_K = 1000; // the server's limit on k
 const BATCH = 4; // files per POST /index
 const BATCH_BYTES = 12 * 1024 * 1024; // ...or fewer, when the files are large
 const KEY_STORE = "deeptag.apiKey";
+const NSFW_THRESHOLD = 0.8; // the server's default, until GET /info says
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -45,6 +53,8 @@ const el = {
   modelFilter: $("model-filter"),
   sort: $("sort"),
   facets: $("facets"),
+  safeToggle: $("safe-toggle"),
+  hideUnsafe: $("hide-unsafe"),
 };
 
 /** What the page shows: a query string, or the images most like an example. */
@@ -63,6 +73,17 @@ const view = {
 };
 let generation = 0; // drops answers to searches that were superseded
 let busy = false;
+
+/**
+ * Safety scores (`deeptag index --safety`): images above the threshold are blurred, and
+ * "Hide unsafe" (shown once the index holds any score) leaves them out of the answers.
+ */
+const safety = {
+  threshold: NSFW_THRESHOLD,
+  scored: false, // whether any indexed image has a score
+  known: null, // the request finding both out, shared by the searches waiting for it
+};
+let infoRequest = null; // the latest GET /info
 
 // --- API ------------------------------------------------------------------------------------
 
@@ -303,6 +324,10 @@ function card(hit) {
   });
   frame.append(img);
   item.append(frame);
+  // Images scored above the threshold stay blurred until clicked (one at a time).
+  const hidden = isSensitive(hit, safety.threshold)
+    ? blurPicture(item, frame, () => name.focus())
+    : () => false;
 
   const body = document.createElement("div");
   body.className = "card-body";
@@ -316,6 +341,9 @@ function card(hit) {
   body.append(name);
   const when = photoLine(hit);
   if (when) body.append(when);
+  // The text read in the image, collapsed; the words searched for marked.
+  const text = textDetails(hit, view.mode === "query" ? view.q : "");
+  if (text) body.append(text);
   body.append(
     chipList(
       "cats",
@@ -367,7 +395,8 @@ function card(hit) {
   like.textContent = "More like this";
   like.setAttribute("aria-label", `More like this: ${img.alt}`);
   like.addEventListener("click", () => {
-    searchLike(hit.id, "this image", thumbnailUrl(hit));
+    // A picture still blurred is not shown unblurred in the summary either.
+    searchLike(hit.id, "this image", hidden() ? null : thumbnailUrl(hit));
   });
   footer.append(like);
   if (view.mode === "like") {
@@ -444,13 +473,16 @@ async function run(append = false) {
   setBusy(true);
   if (!append) el.summary.textContent = "Searching…";
   try {
-    await ensureSession();
+    await Promise.all([ensureSession(), safetyKnown()]);
     if (mine !== generation) return;
+    const filter = safetyFilter();
     let page;
     let fresh;
     if (view.mode === "like") {
       const k = append ? Math.min(view.k + PAGE, MAX_K) : PAGE;
-      page = await api("search", { method: "POST", body: { like: view.like, k } });
+      const body = { like: view.like, k };
+      if (filter) body.filter = filter;
+      page = await api("search", { method: "POST", body });
       if (mine !== generation) return;
       view.k = k;
       fresh = append ? page.hits.slice(view.hits.length) : page.hits;
@@ -466,6 +498,7 @@ async function run(append = false) {
         facets: FACET_PARAM,
       });
       if (view.sort) params.set("sort", view.sort);
+      if (filter) params.set("filter", filter);
       page = await api(`search?${params}`);
       if (mine !== generation) return;
       fresh = page.hits;
@@ -478,6 +511,8 @@ async function run(append = false) {
       window.scrollTo({ top: 0 });
     }
     view.hits.push(...fresh);
+    // A score the start-up check missed (images added since) still shows the switch.
+    if (fresh.some((hit) => typeof hit.nsfw === "number")) showSafety(true);
     el.results.append(...fresh.map(card));
     if (view.mode === "like") el.facets.hidden = true;
     else if (!append) renderFacets(el.facets, page.facets, view.filters, toggleFilter);
@@ -506,6 +541,39 @@ function filtered(q) {
     .filter(Boolean)
     .join(" AND ");
   return narrowed(q, clauses);
+}
+
+/**
+ * Whether the index holds safety scores, and the threshold: asked once before the first
+ * search (again after a failure or after adding images), so "Hide unsafe" applies to the
+ * first page and its total already. Never fails: without an answer nothing is hidden.
+ */
+function safetyKnown() {
+  if (!safety.known) {
+    const scored = new URLSearchParams({ q: SCORED_QUERY, size: "1", mode: "words" });
+    safety.known = Promise.all([infoRequest || api("info"), api(`search?${scored}`)])
+      .then(([info, probe]) => {
+        const threshold = Number(info?.head?.safety?.nsfw_threshold);
+        if (Number.isFinite(threshold)) safety.threshold = threshold;
+        showSafety(probe.total > 0);
+      })
+      .catch(() => {
+        // Asked again with the next search, /info too (it may have failed for the same reason).
+        safety.known = null;
+        infoRequest = null;
+      });
+  }
+  return safety.known;
+}
+
+function showSafety(scored) {
+  safety.scored = scored;
+  el.safeToggle.hidden = !scored;
+}
+
+/** The ``filter`` of a search: images above the threshold left out, while asked to. */
+function safetyFilter() {
+  return safety.scored && el.hideUnsafe.checked ? unsafeFilter(safety.threshold) : "";
 }
 
 /** A facet chip was pressed: add its value to the filters, or take it off. */
@@ -677,6 +745,7 @@ async function addFiles(fileList) {
   el.uploadSummary.hidden = false;
   el.uploadCount.textContent = `Done: ${done} of ${plural(files.length, "file")} processed`;
   loadStatus();
+  if (totals.indexed) safety.known = null; // the new images may carry safety scores
   if (totals.indexed && view.mode === "query" && !duplicates.isOpen()) run(false);
 }
 
@@ -685,7 +754,8 @@ async function addFiles(fileList) {
 async function loadStatus() {
   let info;
   try {
-    info = await api("info");
+    infoRequest = api("info");
+    info = await infoRequest;
   } catch (error) {
     $("st-triton").textContent = error instanceof KeyNeeded ? "API key needed" : "unknown";
     return;
@@ -762,6 +832,9 @@ function wire() {
   el.sort.replaceChildren(
     ...SORTS.map(([value, label]) => new Option(label, value, value === "", value === "")),
   );
+  el.hideUnsafe.addEventListener("change", () => {
+    if (!duplicates.isOpen()) run(false);
+  });
   el.sort.addEventListener("change", () => {
     view.sort = el.sort.value;
     if (view.mode === "query") run(false);

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from tritonclient.utils import np_to_triton_dtype
 
 from orchestrator.errors import InferenceFailed, ModelNotFound, TritonUnavailable
 from orchestrator.triton.calls import call_triton
@@ -322,6 +323,57 @@ class TritonClient:
         return await self._call(
             self._client.infer(self.model, [infer_input], outputs=outputs, timeout=deadline_us)
         )
+
+    async def infer(
+        self, model: str, inputs: Mapping[str, npt.NDArray[Any]], outputs: Sequence[str]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """One inference of any ``model`` on this Triton (an analysis stage's), by tensor name:
+        the same connection and error translation as the image model's calls."""
+        if self._client is None:
+            raise TritonUnavailable(f"Triton at {self.endpoint}: the client is closed")
+        module = protocol_module(self.endpoint)
+        infer_inputs = []
+        for name, array in inputs.items():
+            tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            tensor.set_data_from_numpy(np.ascontiguousarray(array))
+            infer_inputs.append(tensor)
+        requested = [module.InferRequestedOutput(name) for name in outputs]
+        deadline_us = int(self.timeout_s * 1_000_000)
+        result = await call_triton(
+            self._client.infer(model, infer_inputs, outputs=requested, timeout=deadline_us),
+            self.endpoint,
+            f"model '{model}'",
+            self.timeout_s,
+        )
+        found: dict[str, npt.NDArray[Any]] = {}
+        for name in outputs:
+            array = result.as_numpy(name)
+            if array is None:
+                raise InferenceFailed(
+                    f"Triton at {self.endpoint}: model '{model}' returned no '{name}'"
+                )
+            found[name] = array
+        return found
+
+    async def model_ready(self, model: str) -> bool:
+        """Whether this Triton serves ``model`` ready now (an outage raises)."""
+        if self._client is None:
+            raise TritonUnavailable(f"Triton at {self.endpoint}: the client is closed")
+        try:
+            return bool(await self._call_for(model, self._client.is_model_ready(model)))
+        except ModelNotFound:
+            return False
+
+    async def check_models(self, models: Sequence[str], advice: str) -> None:
+        """:class:`ModelNotFound` naming the first of ``models`` not ready, and ``advice``."""
+        for model in models:
+            if not await self.model_ready(model):
+                raise ModelNotFound(
+                    f"model '{model}' is not ready on Triton at {self.endpoint}: {advice}"
+                )
+
+    async def _call_for(self, model: str, awaitable: Any) -> Any:
+        return await call_triton(awaitable, self.endpoint, f"model '{model}'", self.timeout_s)
 
     async def close(self) -> None:
         if self._regions is not None:

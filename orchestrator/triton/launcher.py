@@ -174,8 +174,11 @@ class LocalTriton:
         start_timeout_s: float = 120.0,
         shim: ShimOptions = DEFAULT_SHIM,
         die_with_parent: bool = True,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.model_repository = model_repository
+        #: The model folders to serve; None: every model in the repository.
+        self.only = only
         self.work_dir = work_dir
         self.ports = ports or TritonPorts()
         self.start_timeout_s = start_timeout_s
@@ -251,7 +254,7 @@ class LocalTriton:
         self.remove_stub_memory()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runtime_repo = self.runtime_repository
-        self.models = materialise(self.model_repository, runtime_repo, self.shim)
+        self.models = materialise(self.model_repository, runtime_repo, self.shim, self.only)
         backends = _prepare_backends(self.work_dir)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(

@@ -16,14 +16,14 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import DeeptagError, ModelMismatch, TritonUnavailable
+from orchestrator.errors import DeeptagError, ModelMismatch, ModelNotFound, TritonUnavailable
 from orchestrator.metrics import Metrics
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting, ride_out
 from orchestrator.triton.client import (
@@ -195,6 +195,21 @@ class TritonPool:
         )
         return merged(results, with_embedding, with_probs=names is not None)
 
+    async def infer(
+        self, model: str, inputs: Mapping[str, npt.NDArray[Any]], outputs: Sequence[str]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Any model on the pool's Tritons (an analysis stage's), with the image model's
+        failover and retries (a :class:`orchestrator.analysis.base.ModelCaller`)."""
+        return await self.call(lambda client: client.infer(model, inputs, outputs))
+
+    async def check_models(self, models: Sequence[str], advice: str) -> None:
+        """:class:`ModelNotFound` naming the first of ``models`` not ready, and ``advice``."""
+        for model in models:
+            if not await self.call(_ready(model)):
+                raise ModelNotFound(
+                    f"model '{model}' is not ready on Triton at {self.endpoint}: {advice}"
+                )
+
     async def class_names(self) -> tuple[str, ...]:
         if self._class_names is None:
             self._class_names = await self.call(lambda client: client.class_names())
@@ -325,3 +340,7 @@ class TritonPool:
         clients = [s.client for s in self._slots] + self._retired
         self._retired = []
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+def _ready(model: str) -> Callable[[TritonClient], Awaitable[bool]]:
+    return lambda client: client.model_ready(model)

@@ -106,9 +106,14 @@ def shim_config(
 
 
 def materialise(
-    source: Path, target: Path, options: ShimOptions = DEFAULT_SHIM
+    source: Path,
+    target: Path,
+    options: ShimOptions = DEFAULT_SHIM,
+    only: frozenset[str] | None = None,
 ) -> list[RuntimeModel]:
-    """Write a runtime repository for ``source`` into ``target`` (replacing what is there)."""
+    """Write a runtime repository for ``source`` into ``target`` (replacing what is there);
+    with ``only``, just the models of those folder names (a command's own server loads what
+    it uses: each model is a process and seconds of start-up)."""
     if not source.is_dir():
         raise ModelNotFound(
             f"model repository {source} does not exist: run `deeptag models export`"
@@ -118,6 +123,8 @@ def materialise(
     target.mkdir(parents=True)
     models: list[RuntimeModel] = []
     for model_dir in sorted(p for p in source.iterdir() if (p / "config.pbtxt").is_file()):
+        if only is not None and model_dir.name not in only:
+            continue
         config = read_config(model_dir / "config.pbtxt")
         name = config.name or model_dir.name
         if config.backend in ONNX_BACKENDS or config.platform in ONNX_PLATFORMS:

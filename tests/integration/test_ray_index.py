@@ -19,6 +19,7 @@ import pytest
 from orchestrator.distributed import run_on_ray
 from orchestrator.errors import BadRequest, ConfigError
 from orchestrator.indexing import FailedImage, IndexOptions, IndexStats
+from orchestrator.runtime import served_models
 from orchestrator.search.base import ImageDocument, SearchBackend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
@@ -45,7 +46,9 @@ def second_triton(
     exported_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalTriton]:
     ports = TritonPorts(free_port(), free_port(), free_port())
-    with LocalTriton(exported_model, tmp_path_factory.mktemp("triton-b"), ports) as server:
+    only = served_models(Settings(model_repository=exported_model), every_model=True)
+    work = tmp_path_factory.mktemp("triton-b")
+    with LocalTriton(exported_model, work, ports, only=only) as server:
         yield server
 
 
@@ -96,8 +99,12 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
     tmp_path: Path,
 ) -> None:
     both = f"{triton.http_url},{second_triton.http_url}"
+    # With the safety score on: on Ray it is a stage of its own, between screen and classify.
+    safety = {"safety": True}
     on_ray = search_settings("es", both, elasticsearch_url, tmp_path / "a", "ray")
+    on_ray = on_ray.model_copy(update=safety)
     alone = search_settings("es", triton.http_url, elasticsearch_url, tmp_path / "b", "ray")
+    alone = alone.model_copy(update=safety)
     paths = sorted(folder.iterdir())
     photos = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.name != "notes.jpg"}
 
@@ -123,6 +130,7 @@ def test_ray_run_stores_what_the_indexer_stores_and_resumes(
     assert all(d.metadata == {"album": "samples"} and d.semantic for d in documents.values())
     # Compared above with the Indexer's; here, not both missing.
     assert all(d.phash for d in documents.values())
+    assert all(0 <= d.analyses["safety"]["nsfw"] < 0.2 for d in documents.values())
     coffee = hashlib.sha256((folder / "coffee.png").read_bytes()).hexdigest()
     assert documents[coffee].uri == str(folder / "coffee.png")
 

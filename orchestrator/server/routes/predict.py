@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from orchestrator.analysis.registry import ANALYSES
 from orchestrator.errors import NoData, SinkError
 from orchestrator.netguard import check_sink_url
 from orchestrator.pipeline import TagOptions
@@ -138,7 +139,8 @@ async def _predict(
     )
     target = _network_target(output, state)
 
-    tagger, _ = await state.tagger_for(spec.model)
+    analyses = frozenset(a.name for a in ANALYSES if getattr(output, a.name))
+    tagger, _ = await state.tagger_for(spec.model, analyses)
     started = time.perf_counter()
     outcomes = await run_for_client(
         http_request,
@@ -148,6 +150,7 @@ async def _predict(
                 best=output.best,
                 confidence_threshold=output.confidence_threshold,
                 with_probs=output.concepts,
+                analyses=analyses,
             ),
         ),
         state.settings.predict_timeout_s,

@@ -140,6 +140,8 @@ async def info(request: Request, state: State) -> dict[str, Any]:
         "watch": {"folders": list(state.watched)},
         # The page's model filter: documents carry these models' categories under `custom`.
         "trained": _trained(state),
+        # The page blurs images whose `nsfw` score is above this (DEEPTAG_NSFW_THRESHOLD).
+        "safety": {"nsfw_threshold": state.settings.nsfw_threshold},
     }
     return _ok("/info", **head)
 
