@@ -144,3 +144,23 @@ def test_predict_returns_the_lines_with_boxes_in_the_image_and_the_score(
         timeout=120,
     ).json()["body"]["predictions"][0]
     assert not {"text", "text_lines", "nsfw"} & set(plain)
+
+
+def test_a_server_with_ocr_on_indexes_the_text_and_search_finds_it(
+    folder: Path, start_deeptag: ServerFactory
+) -> None:
+    server = start_deeptag(
+        {
+            "DEEPTAG_OCR": "true",
+            "DEEPTAG_SEARCH_BACKEND": "embedded",
+            "DEEPTAG_IMAGE_ROOTS": str(folder),
+        }
+    )
+    paths = [str(folder / "sign.jpg"), str(folder / "rocket.jpg")]
+    answer = httpx.post(f"{server.url}/index", json={"data": paths}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    found = httpx.get(f"{server.url}/search", params={"q": "emergency"}, timeout=60).json()
+    assert [Path(hit["uri"]).name for hit in found["hits"]] == ["sign.jpg"]
+    assert found["hits"][0]["text"] == SIGN
+    # Only what the settings turn on: no safety score.
+    assert "nsfw" not in found["hits"][0]
