@@ -47,7 +47,7 @@ from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port  # 
 
 ONNX = REPO / "model_repository" / "efficientnet_lite0" / "1" / "model.onnx"
 BATCH = 32
-SUMMARY = re.compile(r"(\d+) indexed, .* failed in ([\d.]+) s \(([\d.]+) images/s\)")
+SUMMARY = re.compile(r"(\d+) indexed, .* in ([\d.]+) s \(([\d.]+) images/s\)")
 
 
 def decode(path: Path) -> npt.NDArray[np.uint8]:
@@ -59,7 +59,9 @@ def decode(path: Path) -> npt.NDArray[np.uint8]:
         rgb = image.convert("RGB")
     w, h = rgb.size
     scale = 256 / min(w, h)
-    rgb = rgb.resize((max(224, round(w * scale)), max(224, round(h * scale))), Image.BILINEAR)
+    rgb = rgb.resize(
+        (max(224, round(w * scale)), max(224, round(h * scale))), Image.Resampling.BILINEAR
+    )
     left, top = (rgb.width - 224) // 2, (rgb.height - 224) // 2
     return np.asarray(rgb.crop((left, top, left + 224, top + 224)), dtype=np.uint8)
 
