@@ -110,16 +110,27 @@ def script(paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def deeptag_index(folder: Path, work: Path, triton_url: str, workers: int | None) -> float:
+def deeptag_index(
+    folder: Path,
+    work: Path,
+    triton_url: str | None,
+    workers: int | None = None,
+    in_flight: int = 0,
+) -> float:
+    """images/s of `deeptag index FOLDER` into a fresh embedded index; ``triton_url`` None:
+    the command starts its own Triton."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
     env.update(
-        DEEPTAG_TRITON_URL=triton_url,
         DEEPTAG_DATA_DIR=str(work / f"data-{time.monotonic_ns()}"),
         DEEPTAG_SEARCH_BACKEND="embedded",
-        COLUMNS="200",
+        COLUMNS="400",
     )
+    if triton_url is not None:
+        env["DEEPTAG_TRITON_URL"] = triton_url
     if workers is not None:
         env["DEEPTAG_DECODE_WORKERS"] = str(workers)
+    if in_flight:
+        env["DEEPTAG_INDEX_IN_FLIGHT"] = str(in_flight)
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator", "index", str(folder)],
         capture_output=True,

@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from ceiling import decode, decode_only, model_only  # noqa: E402
+from ceiling import decode, decode_only, deeptag_index, model_only  # noqa: E402
 from index_throughput import make_photos  # noqa: E402
 
 from orchestrator.settings import load_settings  # noqa: E402
@@ -49,7 +47,6 @@ from orchestrator.triton.endpoint import Endpoint  # noqa: E402
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port  # noqa: E402
 from orchestrator.triton.runtime_repository import ShimOptions  # noqa: E402
 
-SUMMARY = re.compile(r"(\d+) indexed, .* in ([\d.]+) s \(([\d.]+) images/s\)")
 MODELS = frozenset({"efficientnet_lite0", "minilm_l6"})
 
 
@@ -81,28 +78,7 @@ class Row:
 
 
 def run_index(folder: Path, work: Path, url: str | None, in_flight: int = 0) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
-    env.update(
-        DEEPTAG_DATA_DIR=str(work / f"data-{time.monotonic_ns()}"),
-        DEEPTAG_SEARCH_BACKEND="embedded",
-        COLUMNS="400",
-    )
-    if url is not None:
-        env["DEEPTAG_TRITON_URL"] = url
-    if in_flight:
-        env["DEEPTAG_INDEX_IN_FLIGHT"] = str(in_flight)
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "index", str(folder)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        check=False,
-    )
-    match = SUMMARY.search(done.stderr)
-    if done.returncode != 0 or match is None:
-        raise SystemExit(f"deeptag index failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return float(match.group(3))
+    return deeptag_index(folder, work, url, in_flight=in_flight)
 
 
 async def lone_calls(
