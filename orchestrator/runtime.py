@@ -108,11 +108,16 @@ def _exported(model_dir: Path) -> bool:
 
 @contextmanager
 def triton_for(
-    settings: Settings, *, bulk: bool = False, every_model: bool = False
+    settings: Settings,
+    *,
+    bulk: bool = False,
+    every_model: bool = False,
+    models: frozenset[str] | None = None,
 ) -> Iterator[TritonHandle]:
     """The configured Triton; else a local one already running on the configured port;
     else a local one started on free ports for as long as the block runs (laid out for a
-    ``bulk`` job, see :func:`shim_options`; with the models :func:`served_models` says)."""
+    ``bulk`` job, see :func:`shim_options`; with ``models`` when the caller needs only those,
+    else those :func:`served_models` says)."""
     if settings.triton_url:
         yield TritonHandle(configured_endpoints(settings), None, None)
         return
@@ -135,7 +140,7 @@ def triton_for(
         ports,
         start_timeout_s=settings.triton_start_timeout_s,
         shim=shim_options(settings, bulk=bulk),
-        only=served_models(settings, every_model),
+        only=models if models is not None else served_models(settings, every_model),
     ) as local:
         address = (
             local.grpc_url

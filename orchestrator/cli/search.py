@@ -104,7 +104,8 @@ async def _by_words_and_meaning(
     from orchestrator.runtime import triton_for
     from orchestrator.text_encoder import TextEncoder
 
-    with triton_for(settings) as triton:
+    # A Triton started for this query loads the text model alone: the one a query needs.
+    with triton_for(settings, models=frozenset({settings.text_model})) as triton:
         try:
             encoder = TextEncoder.for_settings(settings, triton.endpoint)
             await encoder.connect()

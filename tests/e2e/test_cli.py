@@ -126,3 +126,21 @@ def test_triton_start_detach_status_stop(exported_model: Path, tmp_path: Path) -
     after = deeptag("triton", "status", "--http-port", ports[0], env=env)
     assert after.returncode == 1
     assert "no Triton is ready" in after.stderr
+
+
+def test_search_by_meaning_starts_a_triton_of_its_own_for_the_text_model(
+    triton: LocalTriton, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    indexed = {"DEEPTAG_TRITON_URL": triton.http_url, "DEEPTAG_DATA_DIR": str(tmp_path)}
+    assert deeptag("index", *(str(p) for p in samples.values()), env=indexed).returncode == 0
+    env = {**os.environ, "DEEPTAG_DATA_DIR": str(tmp_path)}
+    env.pop("DEEPTAG_TRITON_URL", None)
+    # No Triton configured nor running on its port: the command starts one, loads the text
+    # model alone (the one a query needs) and stops it.
+    env["DEEPTAG_TRITON_HTTP_PORT"] = str(free_port())
+    result = deeptag("search", "kitten", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    page = json.loads(result.stdout)
+    assert page["mode"] == "hybrid"
+    assert "notice" not in page, page.get("notice")
+    assert Path(page["hits"][0]["uri"]).name == samples["chelsea"].name
