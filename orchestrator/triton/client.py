@@ -190,8 +190,11 @@ class TritonClient:
             return dict(result["config"])
         return dict(await self._client.get_model_config(self.model))
 
-    async def _call(self, awaitable: Any) -> Any:
-        return await call_triton(awaitable, self.endpoint, f"model '{self.model}'", self.timeout_s)
+    async def _call(self, awaitable: Any, model: str | None = None) -> Any:
+        """``awaitable`` with Triton's errors translated, naming ``model`` (default: the image
+        model)."""
+        what = f"model '{model or self.model}'"
+        return await call_triton(awaitable, self.endpoint, what, self.timeout_s)
 
     async def classify(
         self,
@@ -339,11 +342,8 @@ class TritonClient:
             infer_inputs.append(tensor)
         requested = [module.InferRequestedOutput(name) for name in outputs]
         deadline_us = int(self.timeout_s * 1_000_000)
-        result = await call_triton(
-            self._client.infer(model, infer_inputs, outputs=requested, timeout=deadline_us),
-            self.endpoint,
-            f"model '{model}'",
-            self.timeout_s,
+        result = await self._call(
+            self._client.infer(model, infer_inputs, outputs=requested, timeout=deadline_us), model
         )
         found: dict[str, npt.NDArray[Any]] = {}
         for name in outputs:
@@ -360,7 +360,7 @@ class TritonClient:
         if self._client is None:
             raise TritonUnavailable(f"Triton at {self.endpoint}: the client is closed")
         try:
-            return bool(await self._call_for(model, self._client.is_model_ready(model)))
+            return bool(await self._call(self._client.is_model_ready(model), model))
         except ModelNotFound:
             return False
 
@@ -371,9 +371,6 @@ class TritonClient:
                 raise ModelNotFound(
                     f"model '{model}' is not ready on Triton at {self.endpoint}: {advice}"
                 )
-
-    async def _call_for(self, model: str, awaitable: Any) -> Any:
-        return await call_triton(awaitable, self.endpoint, f"model '{model}'", self.timeout_s)
 
     async def close(self) -> None:
         if self._regions is not None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import DeeptagError, ModelMismatch, ModelNotFound, TritonUnavailable
+from orchestrator.errors import DeeptagError, ModelMismatch, TritonUnavailable
 from orchestrator.metrics import Metrics
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting, ride_out
 from orchestrator.triton.client import (
@@ -203,12 +203,8 @@ class TritonPool:
         return await self.call(lambda client: client.infer(model, inputs, outputs))
 
     async def check_models(self, models: Sequence[str], advice: str) -> None:
-        """:class:`ModelNotFound` naming the first of ``models`` not ready, and ``advice``."""
-        for model in models:
-            if not await self.call(_ready(model)):
-                raise ModelNotFound(
-                    f"model '{model}' is not ready on Triton at {self.endpoint}: {advice}"
-                )
+        """Like :meth:`TritonClient.check_models`, on the endpoint a call would go to."""
+        await self.call(lambda client: client.check_models(models, advice))
 
     async def class_names(self) -> tuple[str, ...]:
         if self._class_names is None:
@@ -340,7 +336,3 @@ class TritonPool:
         clients = [s.client for s in self._slots] + self._retired
         self._retired = []
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-
-
-def _ready(model: str) -> Callable[[TritonClient], Awaitable[bool]]:
-    return lambda client: client.model_ready(model)
