@@ -84,6 +84,11 @@ def enabled(settings: Settings) -> tuple[AnalysisSpec, ...]:
     return tuple(spec for spec in ANALYSES if getattr(settings, spec.name))
 
 
+def enabled_names(settings: Settings) -> frozenset[str]:
+    """The names of the analyses the settings turn on."""
+    return frozenset(spec.name for spec in enabled(settings))
+
+
 def view_side(chosen: Sequence[AnalysisSpec]) -> int | None:
     """The largest view any of ``chosen`` reads (None: none needs more than the crop)."""
     sides = [spec.view_side for spec in chosen if spec.view_side is not None]

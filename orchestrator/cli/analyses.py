@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.analysis.registry import OCR, SAFETY, enabled
-from orchestrator.settings import Settings
+from orchestrator.analysis.registry import OCR, SAFETY
 
 OcrOption = Annotated[
     bool,
@@ -32,8 +31,3 @@ SafetyOption = Annotated[
 def overrides(ocr: bool, safety: bool) -> dict[str, Any]:
     """Settings overrides for the flags given (an absent flag leaves the environment's)."""
     return {OCR.name: True if ocr else None, SAFETY.name: True if safety else None}
-
-
-def names(settings: Settings) -> frozenset[str]:
-    """The analyses the settings turn on, by name."""
-    return frozenset(spec.name for spec in enabled(settings))

@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.analyses import OcrOption, SafetyOption, names, overrides
+from orchestrator.analysis.registry import enabled_names
+from orchestrator.cli.analyses import OcrOption, SafetyOption, overrides
 from orchestrator.cli.common import console, err_console, run_async, user_errors
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
@@ -77,7 +78,9 @@ def predict(
     model = model.lower() if model else None
     settings = load_settings(triton_url=triton_url, model=model, **overrides(ocr, safety))
     started = time.perf_counter()
-    options = TagOptions(best=best, confidence_threshold=threshold, analyses=names(settings))
+    options = TagOptions(
+        best=best, confidence_threshold=threshold, analyses=enabled_names(settings)
+    )
     outcomes = run_async(_predict(settings, sources, options))
     elapsed_ms = (time.perf_counter() - started) * 1000
     if as_json:

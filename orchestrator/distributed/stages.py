@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy.typing as npt
 
-from orchestrator.analysis.registry import enabled
+from orchestrator.analysis.registry import enabled_names
 from orchestrator.distributed.rows import (
     DECODED_COLUMNS,
     OUTCOME_COLUMNS,
@@ -116,7 +116,7 @@ class Decode(_Stage):
             with_location=self.settings.index_location,
         )
         # Prepared for the analyses the run has (OCR reads a larger view): their own stages.
-        self.analyses = [spec.name for spec in enabled(self.settings)]
+        self.analyses = enabled_names(self.settings)
 
     def __call__(self, batch: Mapping[str, npt.NDArray[Any]]) -> Batch:
         sources = [source_of(row) for row in to_rows(batch)]

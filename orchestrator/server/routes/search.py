@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from PIL import Image
 
-from orchestrator.analysis.registry import enabled
+from orchestrator.analysis.registry import enabled_names
 from orchestrator.errors import BadRequest, DocumentNotFound
 from orchestrator.pipeline import TagOptions
 from orchestrator.search import hybrid
@@ -194,7 +194,7 @@ async def index_images(request: Request, state: State) -> dict[str, Any]:
     check_data_items(body.data, state.settings.max_data_items)
     # The analyses the server's settings turn on (DEEPTAG_OCR, DEEPTAG_SAFETY), as for
     # `deeptag index`.
-    analyses = frozenset(spec.name for spec in enabled(state.settings))
+    analyses = enabled_names(state.settings)
     tagger, model = await state.tagger_for(state.settings.model, analyses)
     sources = classify_all(body.data, state.reader.policy.path_roots)
     options = TagOptions(best=5, with_embedding=True, with_probs=True, analyses=analyses)
