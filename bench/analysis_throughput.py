@@ -57,6 +57,7 @@ def add_signs(folder: Path) -> None:
 def run(folder: Path, data_dir: Path, *flags: str) -> tuple[float, int, int]:
     """(seconds of the run as its summary says, images indexed, images only analysed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    env["DEEPTAG_TRITON_LINGER"] = "false"  # each run starts and stops its own
     # Wide enough that the summary is one line.
     env.update(DEEPTAG_DATA_DIR=str(data_dir), DEEPTAG_SEARCH_BACKEND="embedded", COLUMNS="400")
     done = subprocess.run(

@@ -120,6 +120,7 @@ def deeptag_index(
     """images/s of `deeptag index FOLDER` into a fresh embedded index; ``triton_url`` None:
     the command starts its own Triton."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    env["DEEPTAG_TRITON_LINGER"] = "false"  # each run starts and stops its own
     env.update(
         DEEPTAG_DATA_DIR=str(work / f"data-{time.monotonic_ns()}"),
         DEEPTAG_SEARCH_BACKEND="embedded",
@@ -167,7 +168,7 @@ def main() -> None:
                 work / "triton",
                 TritonPorts(free_port(), free_port(), free_port()),
                 # Laid out as the Triton `deeptag index` starts for itself.
-                shim=shim_options(load_settings(), bulk=True),
+                shim=shim_options(load_settings()),
             )
             local.start()
             # Spoken to as deeptag speaks to a local Triton by default: over gRPC.

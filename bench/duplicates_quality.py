@@ -164,7 +164,7 @@ def main() -> None:
         folder = work / "set"
         folder.mkdir()
         make_set(folder)
-        shim = shim_options(load_settings(), bulk=True)
+        shim = shim_options(load_settings())
         ports = TritonPorts(free_port(), free_port(), free_port())
         with LocalTriton(REPO / "model_repository", work / "triton", ports, shim=shim) as triton:
             env = {

@@ -507,6 +507,7 @@ def main() -> None:
     console = Console(width=150)
     began = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    env["DEEPTAG_TRITON_LINGER"] = "false"  # each run starts and stops its own
     env["DEEPTAG_MODEL_REPOSITORY"] = str(MODELS)  # the checkout under test may lack models
     # Subprocesses import from their cwd (CODE) and PYTHONPATH: say which code they ran.
     where = subprocess.run(

@@ -181,7 +181,7 @@ def main() -> None:
         table.add_column("of it anonymous", justify="right")
         table.add_column("Triton RSS after", justify="right")
         try:
-            shim = shim_options(load_settings(), bulk=True)  # as `deeptag index` lays it out
+            shim = shim_options(load_settings())  # as `deeptag index` lays it out
             with LocalTriton(
                 REPO / "model_repository", work / "triton", ports, shim=shim
             ) as triton:

@@ -59,9 +59,13 @@ class Layout:
 
 
 LAYOUTS = (
-    Layout("1x0 (triton start today)", ShimOptions(intra_op_threads=0, instances=1), (0, 4)),
+    Layout(
+        "1x0 (one instance on every core)", ShimOptions(intra_op_threads=0, instances=1), (0, 4)
+    ),
     Layout("1x2", ShimOptions(intra_op_threads=2, instances=1)),
-    Layout("2x1 (index today)", ShimOptions(intra_op_threads=1, instances=2), (0, 4)),
+    Layout("2x1 (instance per core)", ShimOptions(intra_op_threads=1, instances=2), (0, 4)),
+    # An instance per core, and a batch that runs alone gets both cores (today's default).
+    Layout("2x1+2", ShimOptions(intra_op_threads=1, instances=2, alone_threads=2)),
     Layout("2x1 spinning", ShimOptions(intra_op_threads=1, instances=2, spinning=True)),
     Layout("4x1", ShimOptions(intra_op_threads=1, instances=4)),
     # Two instances that each may use every core: a lone call gets both, two batches at
@@ -121,7 +125,7 @@ def main() -> None:
     parser.add_argument(
         "--layouts",
         nargs="+",
-        help="only these layouts, by their first word (1x0 1x2 2x1 4x1 2x2; 'own' for "
+        help="only these layouts, by their first word (1x0 1x2 2x1 2x1+2 4x1 2x2; 'own' for "
         "the Triton `deeptag index` starts itself); default all",
     )
     args = parser.parse_args()

@@ -169,7 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deeptag-burst-") as tmp:
         work = Path(tmp)
         photos_root = args.photos or work / "photos"
-        shim = shim_options(load_settings(), bulk=True)
+        shim = shim_options(load_settings())
         ports = TritonPorts(free_port(), free_port(), free_port())
         with LocalTriton(REPO / "model_repository", work / "triton", ports, shim=shim) as triton:
             for count in args.counts:

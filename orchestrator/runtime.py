@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from orchestrator.pipeline import Tagger
 from orchestrator.retry import NO_RETRY, RetryPolicy, Waiting, not_waiting
 from orchestrator.settings import Settings
 from orchestrator.triton.endpoint import Endpoint
-from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port, is_ready
+from orchestrator.triton.launcher import (
+    LocalTriton,
+    TritonPorts,
+    free_port,
+    is_ready,
+    runtime_repository_path,
+)
+from orchestrator.triton.lingering import LingerSpec, lingering_triton
 from orchestrator.triton.model_info import ModelInfo
 from orchestrator.triton.pool import TritonPool
 from orchestrator.triton.runtime_repository import ShimOptions, cpu_layout
@@ -32,7 +40,10 @@ from orchestrator.triton.runtime_repository import ShimOptions, cpu_layout
 class TritonHandle:
     endpoints: tuple[Endpoint, ...]
     metrics_url: str | None
+    #: The local Triton this command started and stops, if any.
     local: LocalTriton | None
+    #: The runtime repository of a local Triton deeptag started (to publish trained models).
+    runtime_repository: Path | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -49,19 +60,18 @@ def configured_endpoints(settings: Settings) -> tuple[Endpoint, ...]:
         raise ConfigError(f"DEEPTAG_TRITON_URL: {e}") from e
 
 
-def shim_options(
-    settings: Settings, cores: int | None = None, *, bulk: bool = False
-) -> ShimOptions:
+def shim_options(settings: Settings, cores: int | None = None) -> ShimOptions:
     """How a local Triton given ``cores`` (default: all this process may use) runs
     onnxruntime, from the settings (pure but for counting the cores).
 
-    Unless the settings say how many model instances, one for a Triton that answers one call
-    at a time (a lone batch then gets every core: 16 images in 120 ms rather than 200), one
-    per core for a ``bulk`` job that keeps a batch in each (`deeptag index`: 5-10 % more
-    images per second on 2 cores, docs/explanation/performance.md).
+    Unless the settings say how many model instances, one per core, each on one thread, for
+    every local Triton: the layout that indexed fastest (bench/triton_layout.py), whose lone
+    calls cost a few milliseconds more than one instance on every core. One layout, so a
+    running `deeptag triton start` or a lingering Triton indexes as fast as a Triton started
+    for the job.
     """
-    wanted = settings.triton_cpu_instances or (0 if bulk else 1)
-    instances, threads = cpu_layout(cores or usable_cores(), wanted)
+    given = cores or usable_cores()
+    instances, threads = cpu_layout(given, settings.triton_cpu_instances)
     if cores is None and instances == 1:
         threads = 0  # onnxruntime's own choice for a whole machine: one per physical core
     return ShimOptions(
@@ -69,6 +79,9 @@ def shim_options(
         instances=instances,
         memory_arena=settings.triton_cpu_memory_arena,
         spinning=settings.triton_cpu_spinning,
+        # A batch alone on the server gets all the cores: lone calls as fast as on one
+        # instance on every core.
+        alone_threads=given if instances > 1 and given > threads else 0,
     )
 
 
@@ -106,32 +119,51 @@ def _exported(model_dir: Path) -> bool:
     return any(model_dir.glob("[0-9]*/model.onnx"))
 
 
+def say(message: str) -> None:
+    """How a command tells its user about the Triton it started: on stderr, apart from the
+    output a script may read."""
+    print(message, file=sys.stderr, flush=True)
+
+
 @contextmanager
 def triton_for(
     settings: Settings,
     *,
-    bulk: bool = False,
     every_model: bool = False,
     models: frozenset[str] | None = None,
+    announce: Callable[[str], None] = say,
 ) -> Iterator[TritonHandle]:
-    """The configured Triton; else a local one already running on the configured port;
-    else a local one started on free ports for as long as the block runs (laid out for a
-    ``bulk`` job, see :func:`shim_options`; with ``models`` when the caller needs only those,
-    else those :func:`served_models` says)."""
+    """The configured Triton; else a local one already running on the configured port
+    (`deeptag triton start`); else the lingering local one, started if there is none
+    (:mod:`orchestrator.triton.lingering`); else, with lingering off, a local one for as
+    long as the block runs. ``models``: those the caller needs ready (default: those
+    :func:`served_models` says)."""
     if settings.triton_url:
         yield TritonHandle(configured_endpoints(settings), None, None)
         return
     if is_ready(settings.triton_http_port, timeout=0.5):
-        port = (
-            settings.triton_grpc_port
-            if settings.local_triton_protocol == "grpc"
-            else settings.triton_http_port
+        yield _started_by_user(settings)
+        return
+    needed = models if models is not None else served_models(settings, every_model)
+    if settings.triton_linger:
+        spec = LingerSpec(
+            repository=settings.model_repository,
+            state_dir=settings.state_dir,
+            shim=shim_options(settings),
+            # Every model exported: the next command may need another one, loaded then.
+            serve=served_models(settings, every_model=True),
+            load=needed,
+            idle_s=settings.triton_idle_s,
+            start_timeout_s=settings.triton_start_timeout_s,
+            started_by=command_name(),
         )
-        yield TritonHandle(
-            (Endpoint(settings.local_triton_protocol, f"127.0.0.1:{port}"),),
-            f"http://127.0.0.1:{settings.triton_metrics_port}/metrics",
-            None,
-        )
+        with lingering_triton(spec, announce) as state:
+            yield TritonHandle(
+                (_local_endpoint(settings, state.ports),),
+                f"http://127.0.0.1:{state.ports.metrics}/metrics",
+                None,
+                Path(state.runtime_repository),
+            )
         return
     ports = TritonPorts(free_port(), free_port(), free_port())
     with LocalTriton(
@@ -139,17 +171,39 @@ def triton_for(
         settings.state_dir / "triton",
         ports,
         start_timeout_s=settings.triton_start_timeout_s,
-        shim=shim_options(settings, bulk=bulk),
-        only=models if models is not None else served_models(settings, every_model),
+        shim=shim_options(settings),
+        only=needed,
     ) as local:
-        address = (
-            local.grpc_url
-            if settings.local_triton_protocol == "grpc"
-            else f"127.0.0.1:{ports.http}"
-        )
         yield TritonHandle(
-            (Endpoint(settings.local_triton_protocol, address),), local.metrics_url, local
+            (_local_endpoint(settings, ports),),
+            local.metrics_url,
+            local,
+            local.runtime_repository,
         )
+
+
+def _started_by_user(settings: Settings) -> TritonHandle:
+    ports = TritonPorts(
+        settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port
+    )
+    runtime = runtime_repository_path(settings.state_dir / "triton", ports.http)
+    return TritonHandle(
+        (_local_endpoint(settings, ports),),
+        f"http://127.0.0.1:{ports.metrics}/metrics",
+        None,
+        runtime if runtime.is_dir() else None,
+    )
+
+
+def _local_endpoint(settings: Settings, ports: TritonPorts) -> Endpoint:
+    protocol = settings.local_triton_protocol
+    return Endpoint(protocol, f"127.0.0.1:{ports.grpc if protocol == 'grpc' else ports.http}")
+
+
+def command_name() -> str:
+    """The deeptag command this process runs, as its user typed it (``deeptag search``)."""
+    words = [w for w in sys.argv[1:3] if not w.startswith("-")][:1]
+    return " ".join(["deeptag", *words])
 
 
 @dataclass

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
         default=None,
         description="An existing Triton (e.g. http://gpu-box:8000 or grpc://gpu-box:8001), or "
         "several, comma-separated, serving the same model version: each batch goes to the "
-        "ready one with the fewest requests in flight. Unset: commands that need Triton start "
-        "the bundled one on CPU for their lifetime.",
+        "ready one with the fewest requests in flight. Unset: commands that need Triton use "
+        "the bundled one on CPU, started on first use and left running until idle "
+        "(DEEPTAG_TRITON_LINGER).",
     )
     triton_protocol: Literal["http", "grpc"] = Field(
         default="http",
@@ -62,6 +63,18 @@ class Settings(BaseSettings):
     triton_metrics_port: int = Field(
         default=8002,
         description="Port of the local Triton's Prometheus metrics.",
+    )
+    triton_linger: bool = Field(
+        default=True,
+        description="A local Triton a command starts stays up in the background for the next "
+        "command (found again through a state file in the data directory) until "
+        "DEEPTAG_TRITON_IDLE_S without requests. Off: each command starts its own and stops it "
+        "when it ends.",
+    )
+    triton_idle_s: float = Field(
+        default=900.0,
+        gt=0.0,
+        description="Seconds without requests after which a lingering local Triton stops.",
     )
     triton_start_timeout_s: float = Field(
         default=120.0,
@@ -84,9 +97,9 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Model instances of a local Triton (batches run at once), sharing its "
-        "cores' onnxruntime threads; 0: one per core (up to 4) for the Triton `deeptag index` "
-        "starts, which keeps a batch in each, and one for the others, whose lone calls then "
-        "get every core.",
+        "cores' onnxruntime threads; 0: one per core (up to 4), each on one thread, for every "
+        "local Triton: the layout measured best for bulk indexing, so a running `deeptag triton "
+        "start` indexes as fast as the Triton `deeptag index` would start itself.",
     )
     triton_shared_memory: bool = Field(
         default=True,

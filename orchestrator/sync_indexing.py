@@ -52,7 +52,7 @@ class LocalIndexing:
     async def _start(self) -> tuple[Tagger, ModelInfo, IndexOptions]:
         endpoints = self.endpoints
         if endpoints is None:
-            endpoints = self._stack.enter_context(triton_for(self.settings, bulk=True)).endpoints
+            endpoints = self._stack.enter_context(triton_for(self.settings)).endpoints
         session = await self._stack.enter_async_context(
             tagging_session(
                 self.settings,

@@ -20,6 +20,10 @@ from orchestrator.runtime import served_models, shim_options
 from orchestrator.samples import sample_dir
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
+from tests.environment import NO_LINGERING
+
+# The suite never leaves a Triton behind: commands started without one stop theirs.
+os.environ.update(NO_LINGERING)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"

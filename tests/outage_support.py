@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from orchestrator.triton.launcher import LocalTriton
+from tests.environment import clean_environment
 
 DEEPTAG = [sys.executable, "-m", "orchestrator"]
 SUMMARY = re.compile(r"(\d+) indexed, (\d+) skipped \(already indexed\), (\d+) failed")
@@ -150,7 +151,7 @@ def run_index(
     """`deeptag index FOLDER` (or another ``command`` taking a folder) as a user runs it, with
     ``fault()`` done while it runs."""
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        **clean_environment(),
         "COLUMNS": "200",
         **env,
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,7 @@ from orchestrator.text_encoder import TextEncoder
 from orchestrator.triton.endpoint import Endpoint
 from orchestrator.types import Prediction
 from tests.conftest import MODEL_REPOSITORY, REPO_ROOT, DeeptagServer, ServerFactory
+from tests.environment import clean_environment
 
 #: A Triton URL nothing listens on: tests that must not need a model.
 NO_TRITON = "http://127.0.0.1:9"
@@ -210,7 +210,7 @@ def first_schema() -> tantivy.SchemaBuilder:
 
 def deeptag_search(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """`deeptag search ARGS` in a fresh process on ``settings``' index, no Triton reachable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    env = clean_environment()
     env.update(
         DEEPTAG_SEARCH_BACKEND=str(settings.search_backend),
         DEEPTAG_ES_URL=str(settings.es_url or ""),

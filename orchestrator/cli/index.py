@@ -106,7 +106,7 @@ async def _index(
     backend = await open_backend(settings, kind, writer=True, retry=retry, on_wait=notices)
     custom: TritonPool | None = None
     try:
-        with triton_for(settings, bulk=True) as triton:
+        with triton_for(settings) as triton:
             if custom_model is not None:
                 custom = await _connect_trained(settings, triton.endpoints, custom_model, notices)
             async with tagging_session(

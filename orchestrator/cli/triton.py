@@ -29,6 +29,14 @@ from orchestrator.triton.launcher import (
     start_detached,
     stop_detached,
 )
+from orchestrator.triton.lingering import (
+    LingerPaths,
+    LingerState,
+    current,
+    describe_idle,
+    loaded_models,
+    stop_current,
+)
 
 #: Instance i of ``--instances N`` listens on each base port + 10*i.
 INSTANCE_PORT_STRIDE = 10
@@ -309,25 +317,33 @@ def start(
 @triton_app.command()
 @user_errors
 def stop(http_port: HttpPort = None, instances: Instances = 1) -> None:
-    """Stop Tritons started with --detach, found by their HTTP ports."""
+    """Stop the lingering local Triton and those started with --detach (found by their HTTP
+    ports); with --http-port, only those."""
     settings = load_settings(triton_http_port=http_port)
+    lingering = stop_current(settings.state_dir) if http_port is None else None
+    if lingering is not None:
+        console.print(f"stopped the lingering Triton (pid {lingering.pid}) on {lingering.address}")
     ports = spread_ports(settings.triton_http_port, instances)
     records = _in_parallel(lambda port: stop_detached(settings.state_dir, port), ports)
     for port, record in zip(ports, records, strict=True):
-        if record is None:
-            fail(f"no detached Triton found on HTTP port {port}")
-        else:
+        if record is not None:
             console.print(f"stopped Triton (pid {record.pid}) on HTTP port {port}")
+        elif lingering is None:
+            fail(f"no detached Triton found on HTTP port {port}")
     # Some already gone is fine (they are stopped either way); none found is a mistake.
-    if all(record is None for record in records):
+    if lingering is None and all(record is None for record in records):
         raise typer.Exit(1)
 
 
 @triton_app.command()
 @user_errors
 def status(http_port: HttpPort = None, instances: Instances = 1) -> None:
-    """Say whether Tritons answer ready on their HTTP ports (one line each)."""
+    """Say whether Tritons answer ready on their HTTP ports (one line each), and which local
+    Triton lingers after a command (unless --http-port is given)."""
     settings = load_settings(triton_http_port=http_port)
+    lingering = current(LingerPaths.of(settings.state_dir)) if http_port is None else None
+    if lingering is not None:
+        console.print(describe_lingering(lingering), soft_wrap=True)
     ports = spread_ports(settings.triton_http_port, instances)
     all_ready = True
     for port in ports:
@@ -336,10 +352,25 @@ def status(http_port: HttpPort = None, instances: Instances = 1) -> None:
         if is_ready(port):
             console.print(f"Triton on HTTP port {port} is ready{owner}")
             continue
-        all_ready = False
         if record:
+            all_ready = False
             fail(f"Triton on HTTP port {port}{owner} is running but not ready")
+        elif lingering is not None and instances == 1:
+            console.print(f"no Triton on HTTP port {port}")
         else:
+            all_ready = False
             fail(f"no Triton is ready on HTTP port {port}")
     if not all_ready:
         raise typer.Exit(1)
+
+
+def describe_lingering(state: LingerState) -> str:
+    """One line on the lingering Triton: where, what it serves, whose, until when."""
+    ready = is_ready(state.ports.http, timeout=2.0)
+    models = ", ".join(loaded_models(state)) or "none"
+    age = describe_idle(round(time.time() - state.started_at))
+    return (
+        f"lingering Triton on {state.address} (pid {state.pid}, gRPC {state.ports.grpc}), "
+        f"{'ready' if ready else 'not ready'}, models: {models}; started by "
+        f"`{state.started_by}` {age} ago; stops after {describe_idle(state.idle_s)} idle"
+    )

@@ -95,7 +95,7 @@ def run_on_ray(
     items = [source_row(source) for source in collect.expand(sources, stdin)]
     try:
         if items:
-            with triton_for(settings, bulk=True) as triton:
+            with triton_for(settings) as triton:
                 checked = asyncio.run(_preflight(settings, triton.endpoints))
                 with ray_session(ray, address):
                     _stream(

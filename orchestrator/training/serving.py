@@ -22,7 +22,6 @@ from tritonclient.utils import InferenceServerException
 from orchestrator.runtime import TritonHandle
 from orchestrator.settings import Settings
 from orchestrator.training.repository import head_name
-from orchestrator.triton.launcher import runtime_repository_path
 from orchestrator.triton.runtime_repository import materialise
 
 
@@ -32,15 +31,10 @@ class Publication:
     message: str
 
 
-def local_runtime_repository(settings: Settings, triton: TritonHandle) -> Path | None:
+def local_runtime_repository(triton: TritonHandle) -> Path | None:
     """The runtime repository of the local Triton in use, if deeptag launched it."""
-    if triton.local is not None:
-        return triton.local.runtime_repository
-    if not settings.triton_url:
-        # A server started by `deeptag triton start` on the configured port.
-        path = runtime_repository_path(settings.state_dir / "triton", settings.triton_http_port)
-        if path.is_dir():
-            return path
+    if triton.runtime_repository is not None and triton.runtime_repository.is_dir():
+        return triton.runtime_repository
     return None
 
 
@@ -81,7 +75,7 @@ async def publish(
 ) -> Publication:
     """Make Triton serve the latest version of probe ``name`` (head first, then ensemble)."""
     models = (head_name(name), name)
-    runtime = local_runtime_repository(settings, triton)
+    runtime = local_runtime_repository(triton)
     if runtime is not None:
         refresh_runtime(settings.model_repository, runtime, models)
     try:

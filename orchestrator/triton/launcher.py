@@ -124,6 +124,19 @@ def is_ready(http_port: int, timeout: float = 2.0) -> bool:
     return response.status_code == 200
 
 
+def shm_prefix(http_port: int) -> str:
+    """What the python backend's regions under /dev/shm are named by: one server's own."""
+    return f"deeptag_triton_{http_port}_"
+
+
+def remove_stub_memory(http_port: int) -> None:
+    """Remove the python backend's /dev/shm files of the server on ``http_port``: a server
+    killed with SIGKILL leaves them (about 2 MB a model), and nothing else ever would."""
+    for path in SHM_DIR.glob(f"{shm_prefix(http_port)}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 def _prepare_backends(work_dir: Path) -> Path:
     """A backend directory whose python backend finds the stub built for this Python."""
     root = _pytriton_root()
@@ -175,10 +188,14 @@ class LocalTriton:
         shim: ShimOptions = DEFAULT_SHIM,
         die_with_parent: bool = True,
         only: frozenset[str] | None = None,
+        load: frozenset[str] | None = None,
     ) -> None:
         self.model_repository = model_repository
         #: The model folders to serve; None: every model in the repository.
         self.only = only
+        #: The models loaded at start (and waited for); None: all it serves. The others can
+        #: be loaded later through the repository API.
+        self.load = load
         self.work_dir = work_dir
         self.ports = ports or TritonPorts()
         self.start_timeout_s = start_timeout_s
@@ -231,22 +248,25 @@ class LocalTriton:
             "--strict-readiness=true",
             # Models trained while the server runs are loaded through its repository API.
             "--model-control-mode=explicit",
-            "--load-model=*",
+            *(
+                ["--load-model=*"]
+                if self.load is None
+                else [f"--load-model={name}" for name in sorted(self.load)]
+            ),
             "--log-verbose=0",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
 
     @property
     def shm_prefix(self) -> str:
-        """What the python backend's regions under /dev/shm are named by: one server's own."""
-        return f"deeptag_triton_{self.ports.http}_"
+        return shm_prefix(self.ports.http)
 
     def remove_stub_memory(self) -> None:
-        """Remove the python backend's /dev/shm files of this server's ports: a server killed
-        with SIGKILL leaves them (about 2 MB a model), and nothing else ever would."""
-        for path in SHM_DIR.glob(f"{self.shm_prefix}*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        remove_stub_memory(self.ports.http)
+
+    def disown(self) -> None:
+        """Forget the running server, so that nothing in this process stops it."""
+        self._process = None
 
     def start(self) -> None:
         check_ports_free(self.ports)
@@ -334,14 +354,25 @@ class LocalTriton:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process of that id exists (one we may not signal counts)."""
+    """Whether a process of that id runs (one we may not signal counts; a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped: a lingering Triton outlives the
+    command that started it, so its exit is reaped by init, whenever init gets to it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the command name, which is in parentheses and may hold spaces.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def terminate_group(
@@ -376,8 +407,7 @@ def start_detached(triton: LocalTriton, state_dir: Path) -> LaunchRecord:
         pid=triton.pid, ports=triton.ports, log_path=str(triton.log_path), started_at=time.time()
     )
     record.save(record_path(state_dir, triton.ports.http))
-    # Forget the handle so nothing here stops it on exit.
-    triton._process = None
+    triton.disown()
     return record
 
 

@@ -59,6 +59,13 @@ class ShimOptions:
     #: here, `deeptag index` gained 6 % on 2 cores, where a spinning thread takes the core the
     #: decoder needs. A box whose Triton has cores to itself may turn it on.
     spinning: bool = False
+    #: onnxruntime threads of a batch that finds no other instance of its model running (a
+    #: lone call); 0: ``intra_op_threads`` always. With an instance per core, a lone call
+    #: would otherwise run on one core while the others idle.
+    alone_threads: int = 0
+    #: The largest batch that may run on ``alone_threads``: larger ones are bulk work, whose
+    #: neighbours (the image decoder) need the other cores.
+    alone_max_batch: int = 16
 
 
 DEFAULT_SHIM = ShimOptions()
@@ -102,6 +109,8 @@ def shim_config(
     shimmed.parameters["intra_op_threads"].string_value = str(options.intra_op_threads)
     shimmed.parameters["cpu_memory_arena"].string_value = "1" if options.memory_arena else "0"
     shimmed.parameters["intra_op_spinning"].string_value = "1" if options.spinning else "0"
+    shimmed.parameters["alone_threads"].string_value = str(options.alone_threads)
+    shimmed.parameters["alone_max_batch"].string_value = str(options.alone_max_batch)
     return shimmed
 
 

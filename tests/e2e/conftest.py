@@ -1,4 +1,5 @@
-"""What the browser tests share: Debian's chromium driven by playwright, a page per test."""
+"""What the end-to-end tests share: Debian's chromium driven by playwright, a page per test;
+`deeptag` commands with a lingering Triton."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from orchestrator.triton.lingering import stop_current
+from tests.lingering_support import Lingering
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,3 +49,12 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         context.close()
     assert crashes == [], f"uncaught errors in the page: {crashes}"
+
+
+@pytest.fixture
+def lingering(exported_model: Path, tmp_path: Path) -> Iterator[Lingering]:
+    """deeptag commands in a fresh data directory, lingering on; what they leave is stopped."""
+    world = Lingering(tmp_path / "data", idle_s=120)
+    yield world
+    # Whatever a failed test left running is stopped here, by the pid in its state file.
+    stop_current(world.paths.state.parent)

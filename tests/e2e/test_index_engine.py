@@ -5,18 +5,19 @@ The distributed run itself is tested in tests/integration/test_ray_index.py.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.environment import clean_environment
+
 pytestmark = pytest.mark.e2e
 
 
 def deeptag(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")}
+    clean = clean_environment()
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from orchestrator.server.auth import SessionSigner
 from orchestrator.triton.launcher import LocalTriton, free_port
 from tests.conftest import REPO_ROOT, jpeg_bytes
+from tests.environment import clean_environment
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def keyed(
     log_path = data_dir / "serve.log"
     port = free_port()
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        **clean_environment(),
         "DEEPTAG_TRITON_URL": triton.http_url,
         "DEEPTAG_DATA_DIR": str(data_dir),
         "DEEPTAG_API_KEY": KEY,

@@ -63,7 +63,7 @@ def test_a_bulk_layout_is_counted_on_every_endpoint(exported_model: Path, tmp_pa
     """How many batches `deeptag index` keeps in flight by default: what Triton reports."""
     per_server, _ = cpu_layout(usable_cores())
     ports = TritonPorts(free_port(), free_port(), free_port())
-    shim = shim_options(Settings(), bulk=True)
+    shim = shim_options(Settings())
 
     async def main(triton: LocalTriton) -> tuple[int, int]:
         settings = Settings()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.triton.runtime_repository import read_config
+from tests.environment import clean_environment
 from tests.search_support import variants
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def export(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
         env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+            **clean_environment(),
             "COLUMNS": "200",
         },
         check=False,

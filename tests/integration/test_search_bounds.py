@@ -8,7 +8,6 @@ with a 400 in DeepDetect's error shape and keep serving.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory
+from tests.environment import clean_environment
 from tests.search_support import start_search_server
 
 pytestmark = pytest.mark.integration
@@ -118,7 +118,7 @@ def test_a_metadata_range_with_bounds_of_two_number_kinds_is_a_clear_error(
 
 def test_the_cli_refuses_the_same_page_in_the_same_words(tmp_path: Path) -> None:
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        **clean_environment(),
         "DEEPTAG_DATA_DIR": str(tmp_path),
     }
     done = subprocess.run(

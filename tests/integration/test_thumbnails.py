@@ -11,7 +11,6 @@ import asyncio
 import base64
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from orchestrator.search.factory import open_backend
 from orchestrator.settings import Settings
 from orchestrator.triton.launcher import LocalTriton
 from tests.conftest import REPO_ROOT, DeeptagServer, ServerFactory, jpeg_bytes
+from tests.environment import clean_environment
 from tests.integration.conftest import ImageServer
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def sha256(data: bytes) -> str:
 def index_with_cli(sources: list[str], data_dir: Path, triton: LocalTriton) -> None:
     """``deeptag index`` into the embedded index under ``data_dir``, as a user runs it."""
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        **clean_environment(),
         "DEEPTAG_TRITON_URL": triton.http_url,
         "DEEPTAG_DATA_DIR": str(data_dir),
         "DEEPTAG_SEARCH_BACKEND": "embedded",

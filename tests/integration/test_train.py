@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from orchestrator.training.sample_data import make_dataset
 from orchestrator.triton.launcher import LocalTriton, TritonPorts, free_port
 from tests.conftest import MODEL_REPOSITORY, REPO_ROOT
+from tests.environment import clean_environment
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def world(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     data_dir = root / "data"
     ports = TritonPorts(free_port(), free_port(), free_port())
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEEPTAG_")},
+        **clean_environment(),
         "DEEPTAG_MODEL_REPOSITORY": str(repository),
         "DEEPTAG_DATA_DIR": str(data_dir),
         "DEEPTAG_TRITON_HTTP_PORT": str(ports.http),

@@ -80,6 +80,8 @@ def test_the_onnxruntime_settings_reach_the_shim(exported_model: Path, tmp_path:
     # Spinning off by default: it takes the cores decoding needs.
     assert parameter(ShimOptions(), "intra_op_spinning") == "0"
     assert parameter(ShimOptions(spinning=True), "intra_op_spinning") == "1"
+    assert parameter(ShimOptions(alone_threads=4), "alone_threads") == "4"
+    assert parameter(ShimOptions(), "alone_max_batch") == "16"
 
 
 def test_a_model_instance_per_core_each_on_its_own_threads(
@@ -109,15 +111,16 @@ def test_the_cores_are_shared_among_the_instances(
     assert cpu_layout(cores, wanted) == layout
 
 
-def test_only_a_bulk_job_gets_a_model_instance_per_core() -> None:
-    def layout(settings: Settings, bulk: bool) -> tuple[int, int]:
-        options = shim_options(settings, cores=2, bulk=bulk)
+def test_every_local_triton_gets_one_model_instance_per_core_by_default() -> None:
+    def layout(settings: Settings) -> tuple[int, int]:
+        options = shim_options(settings, cores=2)
         return options.instances, options.intra_op_threads
 
-    # `deeptag index` keeps a batch in each instance; a server's lone call gets every core.
-    assert layout(Settings(), bulk=True) == (2, 1)
-    assert layout(Settings(), bulk=False) == (1, 2)
-    assert layout(Settings(triton_cpu_instances=2), bulk=False) == (2, 1)
-    assert layout(Settings(triton_cpu_instances=1), bulk=True) == (1, 2)
-    # One instance on the whole machine: onnxruntime picks (a thread per physical core).
-    assert shim_options(Settings()).intra_op_threads == 0
+    # One layout for `deeptag index`, a server and `deeptag triton start` alike, so a
+    # running Triton indexes as fast as one started for the job.
+    assert layout(Settings()) == (2, 1)
+    assert layout(Settings(triton_cpu_instances=1)) == (1, 2)
+    assert layout(Settings(triton_cpu_instances=2)) == (2, 1)
+    # A small batch alone on the server gets both cores; one instance has them anyway.
+    assert shim_options(Settings(), cores=2).alone_threads == 2
+    assert shim_options(Settings(triton_cpu_instances=1), cores=2).alone_threads == 0
