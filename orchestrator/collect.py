@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -19,6 +20,8 @@ from orchestrator.types import ImageSource, SourceKind
 #: Top-level files with these suffixes are lists of sources, not images.
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".urls"})
 _GLOB_CHARS = frozenset("*?[")
+#: A URL's scheme: ``htp://x`` is a mistyped URL, not a relative path to look for.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _path_source(path: Path) -> ImageSource:
@@ -87,21 +90,55 @@ def _expand_one(argument: str, stdin: TextIO | None) -> Iterator[ImageSource]:
             elif match.is_file():
                 yield _path_source(match)
     else:
-        raise BadRequest(f"{argument}: no such file, directory or URL")
+        raise BadRequest(f"{argument}: {problem(argument) or 'no such file, directory or URL'}")
+
+
+def problem(argument: str) -> str | None:
+    """Why ``argument`` names nothing to read, or None when it names something."""
+    if argument == "-" or argument.lower().startswith(("http://", "https://")):
+        return None
+    scheme = _SCHEME.match(argument)
+    if scheme is not None and scheme.group(1).lower() != "file":
+        return (
+            f"the {scheme.group(1)}:// scheme is not supported: give a path, a file:// path "
+            "or an http(s):// URL"
+        )
+    path = Path(argument.removeprefix("file://")).expanduser()
+    if path.exists():
+        return None
+    if not (_GLOB_CHARS & set(argument)):
+        return "no such file, directory or URL"
+    if next(glob.iglob(os.path.expanduser(argument), recursive=True), None) is None:
+        return "the pattern matches no files"
+    return None
+
+
+def usable(arguments: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The arguments that name something, and (argument, why) for those that do not: a
+    typo in one of several folders should not keep the others from being indexed.
+
+    Raises:
+        BadRequest: no argument names anything (before any work, rather than midway).
+    """
+    good: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for argument in arguments:
+        why = problem(argument)
+        if why is None:
+            good.append(argument)
+        else:
+            bad.append((argument, why))
+    if not good:
+        raise BadRequest("; ".join(f"{argument}: {why}" for argument, why in bad))
+    return good, bad
 
 
 def check(arguments: Iterable[str]) -> None:
     """Fail before any work when an argument names nothing, rather than midway."""
     for argument in arguments:
-        if argument == "-" or argument.lower().startswith(("http://", "https://")):
-            continue
-        path = Path(argument.removeprefix("file://")).expanduser()
-        if path.exists():
-            continue
-        if not (_GLOB_CHARS & set(argument)):
-            raise BadRequest(f"{argument}: no such file, directory or URL")
-        if next(glob.iglob(os.path.expanduser(argument), recursive=True), None) is None:
-            raise BadRequest(f"{argument}: the pattern matches no files")
+        why = problem(argument)
+        if why is not None:
+            raise BadRequest(f"{argument}: {why}")
 
 
 def count(arguments: Iterable[str]) -> int | None:

@@ -148,6 +148,34 @@ def _has_tiff_tag(data: bytes, tag: int) -> bool:
     return False
 
 
+#: Images in formats no installed reader knows, by their first bytes: what to tell the user.
+_UNREADABLE = (
+    (
+        (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n"),
+        "a JPEG XL image, a format deeptag does not read: convert it to JPEG or PNG "
+        "(libjxl's `djxl photo.jxl photo.png`)",
+    ),
+    (
+        (b"<svg", b"<?xml"),
+        "an SVG drawing (vector graphics), not a photo: deeptag reads raster images; export "
+        "it as PNG",
+    ),
+    ((b"%PDF",), "a PDF document, not an image: export its pages as images"),
+)
+
+
+def unreadable_format(data: bytes) -> str | None:
+    """What ``data`` is, when it is an image (or a document) in a format deeptag cannot read,
+    and what to do about it (pure)."""
+    head = data[:16].lstrip()
+    for magics, said in _UNREADABLE:
+        if head.startswith(magics):
+            if magics[0] == b"<svg" and b"<svg" not in data[:1024]:
+                continue  # some other XML
+            return said
+    return None
+
+
 def open_image(data: bytes, name: str, max_pixels: int) -> OpenedImage:
     """Open ``data`` with Pillow (HEIF and RAW included), refusing images over ``max_pixels``.
 
@@ -182,6 +210,9 @@ def open_image(data: bytes, name: str, max_pixels: int) -> OpenedImage:
             raise NotAnImage(
                 f"{shown}: not a decodable image: HEIF photos need pillow-heif ({HEIF_EXTRA})"
             ) from e
+        known = unreadable_format(data)
+        if known is not None:
+            raise NotAnImage(f"{shown}: {known}") from e
         raise NotAnImage(f"{shown}: not a decodable image") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImage(f"{shown}: corrupt or truncated image: {e}") from e

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from orchestrator.errors import OutageTooLong
 from orchestrator.indexing_analyses import (
@@ -27,6 +27,7 @@ from orchestrator.indexing_analyses import (
     lacking_images,
     with_analyses,
 )
+from orchestrator.indexing_metadata import with_metadata
 from orchestrator.pipeline import Tagger, TagOptions, chunked
 from orchestrator.search.base import CustomCategory, ImageDocument, Location, SearchBackend
 from orchestrator.search.documents import document_from_prediction, with_locations
@@ -87,6 +88,8 @@ class IndexStats:
     #: Images indexed before, given only the analyses they lacked (``--ocr`` on an indexed
     #: folder); they are counted among ``skipped`` or ``copies`` too.
     analysed: int = 0
+    #: Images indexed before, given the run's ``--meta`` (counted among ``skipped`` too).
+    relabelled: int = 0
 
     @property
     def done(self) -> int:
@@ -335,8 +338,12 @@ class Indexer:
             if documents:
                 await self._write(documents)
             if found:
-                await self._write(await with_analyses(self.backend, found), analysed=True)
+                await self._write(await with_analyses(self.backend, found), "analysed")
             await self._record_copies(copies)
+            if self.options.metadata and copies:
+                ids = (doc_id for doc_id, _ in copies)
+                relabelled = await with_metadata(self.backend, ids, self.options.metadata)
+                await self._write(relabelled, "relabelled")
 
     async def _record_copies(self, copies: list[tuple[str, Location]], final: bool = False) -> None:
         """Add each copy's place to its document, once per document; a copy of a document not
@@ -352,10 +359,18 @@ class Indexer:
         self.stats.copies += recorded.added
         self.on_progress(self.stats)
 
-    async def _write(self, documents: list[ImageDocument], analysed: bool = False) -> None:
+    async def _write(
+        self,
+        documents: list[ImageDocument],
+        counted: Literal["indexed", "analysed", "relabelled"] = "indexed",
+    ) -> None:
+        if not documents:
+            return
         async for result in self.backend.index(documents):
-            if result.ok and analysed:
+            if result.ok and counted == "analysed":
                 self.stats.analysed += 1
+            elif result.ok and counted == "relabelled":
+                self.stats.relabelled += 1
             elif result.ok:
                 self.stats.indexed += 1
             else:

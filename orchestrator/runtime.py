@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -44,6 +45,8 @@ class TritonHandle:
     local: LocalTriton | None
     #: The runtime repository of a local Triton deeptag started (to publish trained models).
     runtime_repository: Path | None = None
+    #: Seconds the command waited for Triton: starting it, or loading models it lacked.
+    startup_s: float = 0.0
 
     @property
     def endpoint(self) -> Endpoint:
@@ -157,15 +160,18 @@ def triton_for(
             start_timeout_s=settings.triton_start_timeout_s,
             started_by=command_name(),
         )
+        started = time.perf_counter()
         with lingering_triton(spec, announce) as state:
             yield TritonHandle(
                 (_local_endpoint(settings, state.ports),),
                 f"http://127.0.0.1:{state.ports.metrics}/metrics",
                 None,
                 Path(state.runtime_repository),
+                time.perf_counter() - started,
             )
         return
     ports = TritonPorts(free_port(), free_port(), free_port())
+    started = time.perf_counter()
     with LocalTriton(
         settings.model_repository,
         settings.state_dir / "triton",
@@ -179,6 +185,7 @@ def triton_for(
             local.metrics_url,
             local,
             local.runtime_repository,
+            time.perf_counter() - started,
         )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 HELP = "Tag images with a deep network served by Triton; search them in Elasticsearch."
 #: Command name -> (module, function), in the order ``deeptag --help`` lists them.
@@ -62,5 +63,21 @@ def command_of(args: Sequence[str]) -> str | None:
     return None
 
 
+def flags_as_flags(command: TyperCommand | TyperGroup) -> None:
+    """``command`` (and its subcommands) with each on/off option shown as the flag it is:
+    typer's help writes ``--reindex <bool>``, which reads as if it took a value."""
+    # --help too: it is made (once) on first use, not one of the params.
+    for param in (*command.params, command.get_help_option(typer.Context(command))):
+        if isinstance(param, TyperOption) and param.is_flag and not param.count:
+            param.metavar = ""
+    if isinstance(command, TyperGroup):
+        for child in command.commands.values():
+            if isinstance(child, TyperCommand | TyperGroup):
+                flags_as_flags(child)
+
+
 def main() -> None:
-    build(command_of(sys.argv[1:]))(prog_name="deeptag")
+    command = typer.main.get_command(build(command_of(sys.argv[1:])))
+    if isinstance(command, TyperCommand | TyperGroup):
+        flags_as_flags(command)
+    command(prog_name="deeptag")

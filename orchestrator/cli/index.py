@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
@@ -27,9 +28,17 @@ from orchestrator.cli.analyses import OcrOption, SafetyOption, overrides
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
 from orchestrator.cli.refresh import refresh_metadata
 from orchestrator.cli.refresh import summarise as summarise_refresh
-from orchestrator.cli.run_log import INDEXING, FailureLog, OutageNotices
+from orchestrator.cli.run_log import (
+    INDEXING,
+    FailureLog,
+    FailuresOption,
+    OutageNotices,
+    failure_log_path,
+    summarise,
+)
 from orchestrator.errors import BadRequest, ModelNotFound
 from orchestrator.indexing import (
+    FailedImage,
     Indexer,
     IndexOptions,
     IndexStats,
@@ -97,7 +106,8 @@ async def _index(
     failures: FailureLog,
     stdin: TextIO | None,
     custom_model: str | None = None,
-) -> tuple[IndexStats, bool]:
+) -> tuple[IndexStats, bool, float]:
+    """(what the run did, whether Ctrl-C stopped it, seconds spent waiting for Triton)."""
     total = collect.count(sources)
     retry = RetryPolicy(settings.retry_window_s)
     progress = _progress()
@@ -133,7 +143,7 @@ async def _index(
                         for signum in (signal.SIGINT, signal.SIGTERM):
                             loop.remove_signal_handler(signum)
                     show(stats)
-                    return stats, indexer.stopped_early
+                    return stats, indexer.stopped_early, triton.startup_s
     finally:
         if custom is not None:
             await custom.close()
@@ -187,9 +197,7 @@ def index(
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Tag and store images already indexed again.")
     ] = False,
-    failures: Annotated[
-        Path, typer.Option(help="Where every failure is written, one JSON object per line.")
-    ] = Path("deeptag-failures.jsonl"),
+    failures: FailuresOption = None,
     best: Annotated[int, typer.Option(min=1, max=100, help="Categories kept per image.")] = 5,
     batch_size: Annotated[
         int | None,
@@ -237,16 +245,19 @@ def index(
     ] = False,
 ) -> None:
     """Tag images and store them in the search index; re-running skips what is done."""
+    began = time.perf_counter()
     settings = load_settings(
         triton_url=triton_url, infer_batch_size=batch_size, **overrides(ocr, safety)
     )
+    failures = failure_log_path(settings, failures, "index")
     if refresh_metadata:
         _refresh_only(settings, sources, sink, failures, reindex or bool(meta) or bool(model))
         return
     custom_model = None if model is None else check_name(model)
     if custom_model == settings.model:
         raise BadRequest(f"--model {custom_model}: that is the model every image is tagged with")
-    collect.check(sources)
+    # An argument that names nothing is a failure of its own; the others are indexed.
+    sources, missing = collect.usable(sources)
     options = IndexOptions(
         reindex=reindex,
         chunk_size=settings.infer_batch_size,
@@ -258,12 +269,19 @@ def index(
     if engine is Engine.ray and sink is not None:
         settings = settings.model_copy(update={"search_backend": sink.kind})
     with FailureLog(failures) as log:
+        for argument, why in missing:
+            err_console.print(f"[red]{argument}: {why}[/] (the other arguments are indexed)")
+            log.write(FailedImage(argument, "read", "not_found", f"{argument}: {why}"))
+        startup = 0.0
         if engine is Engine.ray:
             stats = _index_on_ray(settings, sources, options, log, ray_address, custom_model)
             stopped = False
         else:
-            stats, stopped = _index_here(settings, sources, sink, options, log, custom_model)
-    _summarise(stats, stopped, failures)
+            stats, stopped, startup = _index_here(
+                settings, sources, sink, options, log, custom_model
+            )
+    stats.failed += len(missing)
+    summarise(stats, stopped, failures, time.perf_counter() - began, startup)
     if stats.stopped_by is not None:
         raise typer.Exit(EXIT_OUTAGE)
     if stats.indexed + stats.skipped + stats.copies == 0:
@@ -292,7 +310,7 @@ def _index_here(
     options: IndexOptions,
     log: FailureLog,
     custom_model: str | None,
-) -> tuple[IndexStats, bool]:
+) -> tuple[IndexStats, bool, float]:
     return run_async(
         _index(
             settings,
@@ -349,34 +367,3 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
             raise BadRequest(f"--meta {pair!r}: {e}") from e
         metadata[key] = value
     return metadata
-
-
-def _summarise(stats: IndexStats, stopped: bool, failures: Path) -> None:
-    head = "stopped early" if stopped else "done"
-    if stats.stopped_by is not None:
-        err_console.print(
-            f"[bold red]stopped:[/] {stats.stopped_by}. What was indexed is kept: run the same "
-            "command again to resume (images already indexed are skipped).",
-            highlight=False,
-        )
-    err_console.print(
-        f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
-        f"(already indexed), {stats.failed} failed, {stats.copies} "
-        f"{'copy' if stats.copies == 1 else 'copies'} recorded in {stats.elapsed_s:.1f} s "
-        f"({stats.images_per_s:.1f} images/s)",
-        highlight=False,
-    )
-    if stats.failed:
-        err_console.print(f"failures and their reasons: {failures}", highlight=False)
-    if stats.analysed:
-        err_console.print(
-            f"{stats.analysed} image(s) indexed before given the analyses they lacked "
-            "(not classified again)",
-            highlight=False,
-        )
-    if stats.metadata_warnings:
-        err_console.print(
-            f"{stats.metadata_warnings} unreadable photo metadata field(s) left out (the images "
-            "were indexed without them)",
-            highlight=False,
-        )

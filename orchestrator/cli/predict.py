@@ -16,6 +16,7 @@ from orchestrator.cli.common import console, err_console, run_async, user_errors
 from orchestrator.pipeline import TagOptions
 from orchestrator.responses import predict_response
 from orchestrator.runtime import tagging_session, triton_for
+from orchestrator.semantic import label_text
 from orchestrator.settings import Settings, load_settings
 from orchestrator.sources import classify_all
 from orchestrator.types import ItemFailure, Outcome
@@ -37,9 +38,9 @@ def render_table(outcomes: list[Outcome]) -> Table:
             table.add_row(outcome.source.uri, f"[red]error: {outcome.error.message}[/]", "")
             continue
         for i, label in enumerate(outcome.labels):
-            table.add_row(
-                outcome.source.uri if i == 0 else "", label.category, f"{label.score:.3f}"
-            )
+            # The label as a person reads it; --json keeps DeepDetect's `cat` with its id.
+            name = label_text(label.category)
+            table.add_row(outcome.source.uri if i == 0 else "", name, f"{label.score:.3f}")
         for fields in outcome.analyses.values():
             if "nsfw" in fields:
                 table.add_row("", "nsfw", f"{fields['nsfw']:.3f}")

@@ -6,13 +6,30 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Annotated, TextIO
 
+import typer
 from rich.progress import Progress, TaskID
 
 from orchestrator.cli.common import err_console
 from orchestrator.errors import quote_input
-from orchestrator.indexing import FailedImage
+from orchestrator.indexing import FailedImage, IndexStats
+from orchestrator.settings import Settings
+
+FailuresOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where every failure is written, one JSON object per line. Default: "
+        "COMMAND-failures.jsonl in the data directory (DEEPTAG_DATA_DIR).",
+        show_default=False,
+    ),
+]
+
+
+def failure_log_path(settings: Settings, given: Path | None, command: str) -> Path:
+    """Where ``command``'s failures go: ``given``, else the data directory (not wherever the
+    command happened to be run from), as an absolute path to print."""
+    return (given or settings.data_dir / f"{command}-failures.jsonl").absolute()
 
 
 class FailureLog:
@@ -63,3 +80,50 @@ class OutageNotices:
 
 
 INDEXING = "[bold]indexing"
+
+
+def summarise(
+    stats: IndexStats, stopped: bool, failures: Path, waited_s: float, startup_s: float = 0.0
+) -> None:
+    """The end of a run: what it did in the time the user waited (Triton's start-up, when the
+    run waited for it, said apart), where its failures are, and how to resume it."""
+    head = "stopped early" if stopped else "done"
+    if stats.stopped_by is not None:
+        err_console.print(
+            f"[bold red]stopped:[/] {stats.stopped_by}. What was indexed is kept: run the same "
+            "command again to resume (images already indexed are skipped).",
+            highlight=False,
+        )
+    startup = f", {startup_s:.1f} s of it starting Triton" if startup_s >= 0.1 else ""
+    err_console.print(
+        f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
+        f"(already indexed), {stats.failed} failed, {stats.copies} "
+        f"{'copy' if stats.copies == 1 else 'copies'} recorded in {waited_s:.1f} s "
+        f"({stats.images_per_s:.1f} images/s){startup}",
+        highlight=False,
+    )
+    if stopped and stats.stopped_by is None:  # Ctrl-C (an outage said so above)
+        err_console.print(
+            "What was indexed is kept: run the same command again to resume (images already "
+            "indexed are skipped).",
+            highlight=False,
+        )
+    if stats.failed:
+        err_console.print(f"failures and their reasons: {failures}", highlight=False)
+    if stats.analysed:
+        err_console.print(
+            f"{stats.analysed} image(s) indexed before given the analyses they lacked "
+            "(not classified again)",
+            highlight=False,
+        )
+    if stats.relabelled:
+        err_console.print(
+            f"--meta added to {stats.relabelled} image(s) indexed before (not classified again)",
+            highlight=False,
+        )
+    if stats.metadata_warnings:
+        err_console.print(
+            f"{stats.metadata_warnings} unreadable photo metadata field(s) left out (the images "
+            "were indexed without them)",
+            highlight=False,
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -25,9 +27,10 @@ from orchestrator.search.base import (
 from orchestrator.search.facets import FACETS
 from orchestrator.search.factory import open_backend
 from orchestrator.search.hybrid import ModePage, SearchMode
-from orchestrator.search.limits import MAX_RESULT_WINDOW
+from orchestrator.search.limits import MAX_RESULT_WINDOW, check_query, check_window
 from orchestrator.search.options import SORT_HELP, search_options
 from orchestrator.search.results import mode_page_json
+from orchestrator.semantic import label_text
 from orchestrator.settings import Settings, load_settings
 from orchestrator.types import ItemFailure
 
@@ -40,7 +43,15 @@ class Mode(StrEnum):
     semantic = "semantic"
 
 
-async def _embed(settings: Settings, image: str) -> list[float]:
+@dataclass
+class TritonWait:
+    """The seconds a search waited for Triton (starting it, loading a model), for the
+    time it reports: set where Triton is started, deep in the call."""
+
+    seconds: float = 0.0
+
+
+async def _embed(settings: Settings, image: str, wait: TritonWait) -> list[float]:
     # Here, not above: a search by words or by an indexed image needs no model, and the
     # pipeline's imports cost a fresh `deeptag search` a third of its time.
     from orchestrator.pipeline import TagOptions
@@ -48,6 +59,7 @@ async def _embed(settings: Settings, image: str) -> list[float]:
     from orchestrator.sources import classify
 
     with triton_for(settings) as triton:
+        wait.seconds = triton.startup_s
         async with tagging_session(settings, triton.endpoints, path_roots=None) as session:
             (outcome,) = await session.tagger.tag(
                 [classify(image, 0)], TagOptions(best=1, with_embedding=True)
@@ -59,7 +71,12 @@ async def _embed(settings: Settings, image: str) -> list[float]:
 
 
 async def _like(
-    backend: SearchBackend, settings: Settings, like: str, size: int, filter: str | None = None
+    backend: SearchBackend,
+    settings: Settings,
+    like: str,
+    size: int,
+    wait: TritonWait,
+    filter: str | None = None,
 ) -> SearchPage:
     """The ``size`` images nearest ``like``, among those matching ``filter`` when given."""
     if is_document_id(like):
@@ -69,7 +86,7 @@ async def _like(
         if document.embedding is None:
             raise BadRequest(f"--like {like}: this image was indexed without an embedding")
         return await backend.knn(document.embedding, k=size, filter=filter)
-    return await backend.knn(await _embed(settings, like), k=size, filter=filter)
+    return await backend.knn(await _embed(settings, like, wait), k=size, filter=filter)
 
 
 async def _by_words_and_meaning(
@@ -79,6 +96,7 @@ async def _by_words_and_meaning(
     mode: SearchMode,
     size: int,
     offset: int,
+    wait: TritonWait,
     options: SearchOptions = NO_OPTIONS,
     filter: str | None = None,
 ) -> ModePage:
@@ -106,6 +124,7 @@ async def _by_words_and_meaning(
 
     # A Triton started for this query loads the text model alone: the one a query needs.
     with triton_for(settings, models=frozenset({settings.text_model})) as triton:
+        wait.seconds = triton.startup_s
         try:
             encoder = TextEncoder.for_settings(settings, triton.endpoint)
             await encoder.connect()
@@ -128,13 +147,15 @@ async def _search(
     mode: SearchMode = "hybrid",
     options: SearchOptions = NO_OPTIONS,
     filter: str | None = None,
+    wait: TritonWait | None = None,
 ) -> ModePage:
+    wait = wait or TritonWait()
     backend = await open_backend(settings, kind)
     try:
         if like:
-            return ModePage(await _like(backend, settings, like, size, filter), "words")
+            return ModePage(await _like(backend, settings, like, size, wait, filter), "words")
         return await _by_words_and_meaning(
-            backend, settings, query or "*", mode, size, offset, options, filter
+            backend, settings, query or "*", mode, size, offset, wait, options, filter
         )
     finally:
         await backend.close()
@@ -143,12 +164,13 @@ async def _search(
 URI_MIN_WIDTH = 120
 
 
-def render(page: SearchPage, scored: bool = True) -> Table:
-    """The hits as a table; ``scored`` False for hits sorted by date, which have no score."""
-    table = Table(
-        caption=f"{page.total} hit{'' if page.total == 1 else 's'} in {page.took_ms:.0f} ms",
-        show_lines=False,
-    )
+def render(
+    page: SearchPage, scored: bool = True, waited_s: float | None = None, triton_s: float = 0.0
+) -> Table:
+    """The hits as a table; ``scored`` False for hits sorted by date, which have no score.
+    The caption gives the time the user waited (``waited_s``; default: the search's own),
+    and the part of it spent starting Triton."""
+    table = Table(caption=caption(page, waited_s, triton_s), show_lines=False)
     if scored:
         table.add_column("score", justify="right")
     # The path or URL is what a user copies: it gets its width first (up to a bound) and the
@@ -170,7 +192,7 @@ def render(page: SearchPage, scored: bool = True) -> Table:
     table.add_column("concepts")
     for hit in page.hits:
         categories = ", ".join(
-            f"{c.category.split(' ', 1)[-1]} {c.score:.2f}" for c in hit.document.categories[:3]
+            f"{label_text(c.category)} {c.score:.2f}" for c in hit.document.categories[:3]
         )
         concepts = ", ".join(c.concept for c in hit.document.concepts[:4])
         row = [f"{hit.score:.3f}"] if scored else []
@@ -180,6 +202,14 @@ def render(page: SearchPage, scored: bool = True) -> Table:
         row += [escape(text_of(hit.document))] if texted else []
         table.add_row(*row, categories, concepts)
     return table
+
+
+def caption(page: SearchPage, waited_s: float | None = None, triton_s: float = 0.0) -> str:
+    """``3 hits in 0.7 s``, ``1 hit in 3.1 s (2.4 s of it starting Triton)`` (pure)."""
+    seconds = page.took_ms / 1000 if waited_s is None else waited_s
+    took = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    startup = f" ({triton_s:.1f} s of it starting Triton)" if triton_s >= 0.1 else ""
+    return f"{page.total} hit{'' if page.total == 1 else 's'} in {took}{startup}"
 
 
 def text_of(document: ImageDocument, limit: int = 40) -> str:
@@ -276,6 +306,7 @@ def search(
     ] = None,
 ) -> None:
     """Search indexed images by words, or by similarity with --like."""
+    began = time.perf_counter()
     if query and like:
         raise BadRequest("give a QUERY or --like, not both")
     if like and offset:
@@ -283,10 +314,14 @@ def search(
     options = search_options(sort, near, within, facets)
     if like and options != NO_OPTIONS:
         raise BadRequest("--sort, --near and --facets apply to QUERY searches, not to --like")
+    # Before anything starts: a page past the window is refused at once, not after Triton.
+    check_window(size, offset)
+    check_query(query or "*")
     settings = load_settings()
     kind = sink.kind if sink else None
+    wait = TritonWait()
     result = run_async(
-        _search(settings, kind, query, like, size, offset, mode.value, options, filter_)
+        _search(settings, kind, query, like, size, offset, mode.value, options, filter_, wait)
     )
     if as_json:
         print(json.dumps(mode_page_json(result)))
@@ -298,6 +333,7 @@ def search(
         # Escaped: a query's brackets (`width:[1000 TO 3000]`) are not Rich markup.
         console.print(escape(f"no images match {query or like or '*'!r}{narrowed}"))
     else:
-        console.print(render(result.page, scored=options.sort is None))
+        waited = time.perf_counter() - began
+        console.print(render(result.page, options.sort is None, waited, wait.seconds))
     if result.page.facets:
         console.print(escape(render_facets(result.page)), highlight=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.common import Sink, console, err_console, run_async, user_errors
-from orchestrator.cli.run_log import FailureLog
+from orchestrator.cli.run_log import FailureLog, FailuresOption, failure_log_path
 from orchestrator.errors import OutageTooLong
 from orchestrator.retry import RetryPolicy, Waiting
 from orchestrator.search.base import BackendKind
@@ -115,9 +114,7 @@ def sync(
             help="Remove even more than DEEPTAG_SYNC_MAX_REMOVE_FRACTION of a folder's files.",
         ),
     ] = False,
-    failures: Annotated[
-        Path, typer.Option(help="Where every failure is written, one JSON object per line.")
-    ] = Path("deeptag-failures.jsonl"),
+    failures: FailuresOption = None,
 ) -> None:
     """Index new files, follow moves and renames, re-index edits, drop deleted files.
 
@@ -125,6 +122,7 @@ def sync(
     missing, unreadable or empty (an unplugged drive) never counts as deleted.
     """
     settings = load_settings()
+    failures = failure_log_path(settings, failures, "sync")
     roots = check_folders(folders)
     try:
         with FailureLog(failures) as log:

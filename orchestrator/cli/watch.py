@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from orchestrator.cli.common import Sink, err_console, run_async, user_errors
-from orchestrator.cli.run_log import FailureLog
+from orchestrator.cli.run_log import FailureLog, FailuresOption, failure_log_path
 from orchestrator.retry import RetryPolicy
 from orchestrator.search.base import BackendKind
 from orchestrator.search.factory import open_backend
@@ -86,15 +85,16 @@ def watch(
         Sink | None,
         typer.Option(help="Default: es when DEEPTAG_ES_URL is set, else embedded."),
     ] = None,
-    failures: Annotated[
-        Path, typer.Option(help="Where every failure is written, one JSON object per line.")
-    ] = Path("deeptag-failures.jsonl"),
+    failures: FailuresOption = None,
 ) -> None:
     """Sync the folders, then follow them: new, moved, edited and deleted files are applied
     in batches as they settle. Ctrl-C or SIGTERM stops; started again, it catches up."""
     settings = load_settings()
+    failures = failure_log_path(settings, failures, "watch")
     roots = check_folders(folders)
-    err_console.print(f"watching {', '.join(roots)} (Ctrl-C stops)", highlight=False)
+    err_console.print(
+        f"watching {', '.join(roots)} (Ctrl-C stops); failures go to {failures}", highlight=False
+    )
     with FailureLog(failures) as log:
         run_async(watch_folders(settings, roots, sink.kind if sink else None, log))
     err_console.print("stopped", highlight=False)

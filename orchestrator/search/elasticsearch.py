@@ -35,6 +35,7 @@ from orchestrator.search.es_mapping import added_fields, index_mapping
 from orchestrator.search.es_query import search_body
 from orchestrator.search.facets import facets_from
 from orchestrator.search.limits import check_k, check_query, check_window, shown
+from orchestrator.search.query_errors import explain
 from orchestrator.search.vectors import unit_vector
 from orchestrator.settings import Settings
 
@@ -251,7 +252,8 @@ class ElasticsearchBackend:
                 passthrough=(BadRequestError,),
             )
         except BadRequestError as e:
-            raise InvalidQuery(f"query {shown(query)}: {describe(e)[:200]}") from e
+            why = explain(query) or describe(e)[:200]
+            raise InvalidQuery(f"query {shown(query)}: {why}") from e
         page = _page(response, started)
         if not options.facets:
             return page

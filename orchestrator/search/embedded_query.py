@@ -15,6 +15,7 @@ from orchestrator.errors import InvalidQuery
 from orchestrator.search.base import DEFAULT_QUERY_FIELDS
 from orchestrator.search.embedded_store import CURRENT_FIELDS, METADATA_FIELD
 from orchestrator.search.limits import shown
+from orchestrator.search.query_errors import explain
 
 
 def query_fields(present: frozenset[str] = CURRENT_FIELDS) -> list[str]:
@@ -53,7 +54,7 @@ def parse(
         reasons = [str(error) for error in unknown]
     if errors and not reasons:
         return lenient
-    why = "; ".join(reasons) or strict_error
+    why = explain(as_typed or query) or "; ".join(reasons) or strict_error
     raise InvalidQuery(f"query {shown(as_typed or query)}: {why[:120]}")
 
 

@@ -14,6 +14,7 @@ from orchestrator.errors import BadRequest, InvalidQuery
 from orchestrator.search.base import DEFAULT_QUERY_FIELDS, SearchHit, SearchPage, VectorField
 from orchestrator.search.es_query import query_clause
 from orchestrator.search.limits import MAX_KNN_K, as_filter_error, check_query, shown
+from orchestrator.search.query_errors import explain
 
 #: Candidates gathered per neighbour asked for, and the fewest gathered for any ``k``.
 CANDIDATES_PER_K = 10
@@ -100,7 +101,7 @@ def filter_clause(words: str) -> dict[str, Any]:
 
 def refused_filter(words: str, reason: str) -> InvalidQuery:
     """Elasticsearch could not parse ``words``: ``reason`` is what it said."""
-    return InvalidQuery(f"filter {shown(words)}: {reason[:200]}")
+    return InvalidQuery(f"filter {shown(words)}: {explain(words) or reason[:200]}")
 
 
 def cosine_page(page: SearchPage, min_score: float | None) -> SearchPage:

@@ -35,8 +35,9 @@ ERROR_MEANINGS: Mapping[int, str] = {
     422: "The indexed image is corrupt or truncated.",
     499: "The client closed the connection before the answer was ready (nobody reads it).",
     500: "Inference failed inside Triton.",
-    502: "A sink, or the source of an indexed image, failed.",
-    503: "Triton, the model or the search backend is unavailable.",
+    502: "A sink answered with an error, or the source of an indexed image failed.",
+    503: "Unavailable: Triton, the model, the search backend or a sink cannot be reached "
+    "(an outage: try again later).",
     504: "The request ran past DEEPTAG_PREDICT_TIMEOUT_S, or a sink did not answer in time.",
 }
 

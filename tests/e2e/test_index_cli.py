@@ -181,6 +181,7 @@ def test_ctrl_c_stops_after_flushing_what_was_read(
 
     assert process.returncode == 0, stderr
     assert "stopped early" in stderr
+    assert "run the same command again to resume" in stderr
     indexed, _, _ = summary(stderr)
     assert 0 < indexed < 400
     # What it says it indexed is exactly what is in the index: nothing lost, nothing claimed.
@@ -229,16 +230,35 @@ def test_nothing_done_exits_non_zero(cli: Deeptag, bad_images: dict[str, Path]) 
     result = cli.run("index", str(bad_images["text"]))
     assert result.returncode == 1
     assert summary(result.stderr) == (0, 0, 1)
-    assert "failures and their reasons: deeptag-failures.jsonl" in result.stderr
-    (logged,) = (cli.cwd / "deeptag-failures.jsonl").read_text().splitlines()
+    # In the data directory, not wherever the command was run from; its path is printed.
+    log = cli.settings.data_dir / "index-failures.jsonl"
+    assert f"failures and their reasons: {log}" in result.stderr
+    assert not (cli.cwd / "deeptag-failures.jsonl").exists()
+    (logged,) = log.read_text().splitlines()
     assert json.loads(logged)["source"] == str(bad_images["text"])
 
 
 def test_a_missing_argument_fails_before_any_work(cli: Deeptag, tmp_path: Path) -> None:
-    result = cli.run("index", str(tmp_path / "nowhere"))
+    result = cli.run("index", str(tmp_path / "nowhere"), "htp://example.com/a.jpg")
     assert result.returncode == 1
     assert f"{tmp_path / 'nowhere'}: no such file, directory or URL" in result.stderr
+    assert "htp://example.com/a.jpg: the htp:// scheme is not supported" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_argument_is_a_failure_and_the_others_are_indexed(
+    cli: Deeptag, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    shutil.copy(samples["coffee"], good / "coffee.jpg")
+    result = cli.run("index", str(tmp_path / "missing"), str(good))
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (1, 0, 1)
+    assert f"{tmp_path / 'missing'}: no such file, directory or URL" in result.stderr
+    (logged,) = (cli.settings.data_dir / "index-failures.jsonl").read_text().splitlines()
+    assert json.loads(logged)["source"] == str(tmp_path / "missing")
+    assert cli.uris() == [str(good / "coffee.jpg")]
 
 
 def test_metadata_may_not_replace_the_fields_deeptag_sets(
@@ -412,3 +432,30 @@ def test_documents_carry_a_perceptual_hash_and_refresh_gives_older_ones_theirs(
     again = cli.run("index", "--refresh-metadata", str(samples["chelsea"]), env=no_triton)
     assert "perceptual hash" not in again.stderr
     assert "0 indexed images updated, 1 unchanged" in again.stderr
+
+
+def test_meta_on_images_already_indexed_is_added_without_tagging_them_again(
+    cli: Deeptag, samples: dict[str, Path]
+) -> None:
+    photos = [str(samples["coffee"]), str(samples["chelsea"])]
+    assert summary(cli.run("index", *photos).stderr) == (2, 0, 0)
+    tagged = _indexed_at(cli)
+
+    again = cli.run("index", "--meta", "album=holiday", *photos)
+    assert again.returncode == 0, again.stderr
+    assert summary(again.stderr) == (0, 2, 0)
+    assert "--meta added to 2 image(s) indexed before (not classified again)" in again.stderr
+    found = with_backend(cli.settings, lambda backend: backend.search("album:holiday"))
+    assert found.total == 2
+    # Not tagged again: the documents are the ones the first run made.
+    assert _indexed_at(cli) == tagged
+
+    # Once they say so, a third run has nothing to add.
+    third = cli.run("index", "--meta", "album=holiday", *photos)
+    assert summary(third.stderr) == (0, 2, 0)
+    assert "--meta added" not in third.stderr
+
+
+def _indexed_at(cli: Deeptag) -> dict[str, str]:
+    page = with_backend(cli.settings, lambda backend: backend.search("*", size=100))
+    return {hit.document.uri: hit.document.indexed_at for hit in page.hits}

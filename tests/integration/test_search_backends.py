@@ -154,6 +154,21 @@ def test_both_backends_refuse_a_page_past_the_result_window_alike(
     assert (last.total, last.hits) == (len(indexed.documents), ())
 
 
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("cat AND", "the query ends with the operator AND: add what it joins, or remove it"),
+        ("width:[abc TO 3000]", "width: 'abc' is not a number (or a date) to compare with"),
+    ],
+)
+def test_both_backends_say_what_is_wrong_with_a_query_alike(
+    indexed: Indexed, query: str, reason: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        indexed.search(query)
+    assert caught.value.message == f"query {query!r}: {reason}"
+
+
 def test_both_backends_refuse_a_query_nested_too_deep_alike(indexed: Indexed) -> None:
     with pytest.raises(InvalidQuery, match="parentheses nested 5000 deep, over the limit of 100"):
         indexed.search("(" * 5000 + "espresso")

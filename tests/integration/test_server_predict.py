@@ -345,6 +345,11 @@ def test_sink_failures_quote_the_sink(server: DeeptagServer, image_server: Image
     # An outage of the sink, not a refusal: 503, as for an unreachable Triton.
     assert unreachable.status_code == 503
     assert "unreachable" in unreachable.json()["status"]["dd_msg"]
+    # And the API's own description (the source of docs/reference/http-api.md) says so.
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    responses = spec["paths"]["/predict"]["post"]["responses"]
+    assert "a sink cannot be reached" in responses["503"]["description"]
+    assert "sink answered with an error" in responses["502"]["description"]
 
 
 def test_services_lifecycle_and_stats(server: DeeptagServer, image_server: ImageServer) -> None:

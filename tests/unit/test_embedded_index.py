@@ -220,12 +220,14 @@ def test_paging_gives_each_document_once_and_the_full_total(indexed: Path) -> No
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ('tags:"crash', "missing delimiter"),
-        ("categories.score:>abc", "float"),
+        ('tags:"crash', 'a quote (") is not closed'),
+        ("categories.score:>abc", "categories.score: 'abc' is not a number"),
+        ("width:[abc TO 3000]", "width: 'abc' is not a number"),
         ("width:wide", "valid integer"),
         # On a metadata key the position still counts in the query as typed.
         ("year:[1 TO", "missing range delimiter at position 10"),
-        ("espresso AND", "Syntax Error"),
+        ("espresso AND", "the query ends with the operator AND"),
+        ("AND espresso", "the query starts with the operator AND"),
     ],
 )
 def test_invalid_query_names_the_query_and_the_problem(

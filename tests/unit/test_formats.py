@@ -115,6 +115,28 @@ def test_a_heic_is_an_error_naming_the_extra_when_pillow_heif_is_missing(
         prepared(data, "IMG_0002.heic")
 
 
+@pytest.mark.parametrize(
+    ("data", "name", "said"),
+    [
+        (b"\xff\x0a\xfa\x7f" + bytes(64), "scan.jxl", "a JPEG XL image, a format deeptag does not"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "logo.svg", "an SVG"),
+        (b"%PDF-1.7\n" + bytes(64), "receipt.pdf", "a PDF document, not an image"),
+    ],
+)
+def test_an_image_format_deeptag_cannot_read_is_named_with_what_to_do(
+    data: bytes, name: str, said: str
+) -> None:
+    with pytest.raises(NotAnImage) as caught:
+        prepared(data, name)
+    assert caught.value.message.startswith(f"{name}: {said}")
+
+
+def test_other_bytes_are_not_an_image_plainly() -> None:
+    with pytest.raises(NotAnImage) as caught:
+        prepared(b"<?xml version='1.0'?><feed/>", "feed.xml")
+    assert caught.value.message == "feed.xml: not a decodable image"
+
+
 @pytest.mark.usefixtures("raw")
 def test_a_broken_raw_file_is_an_error_naming_it() -> None:
     junk = b"II*\x00" + bytes(range(256)) * 40
