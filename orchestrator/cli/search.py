@@ -29,7 +29,7 @@ from orchestrator.search.factory import open_backend
 from orchestrator.search.hybrid import ModePage, SearchMode
 from orchestrator.search.limits import MAX_RESULT_WINDOW, check_query, check_window
 from orchestrator.search.options import SORT_HELP, search_options
-from orchestrator.search.results import mode_page_json
+from orchestrator.search.results import mode_page_json, score_of
 from orchestrator.semantic import label_text
 from orchestrator.settings import Settings, load_settings
 from orchestrator.types import ItemFailure
@@ -173,6 +173,10 @@ def render(
     table = Table(caption=caption(page, waited_s, triton_s), show_lines=False)
     if scored:
         table.add_column("score", justify="right")
+    # Why each matched: `tags: tabby`, `semantic: 0.62`.
+    explained = any(hit.matched for hit in page.hits)
+    if explained:
+        table.add_column("matched")
     # The path or URL is what a user copies: it gets its width first (up to a bound) and the
     # word columns wrap instead; only a longer one folds.
     longest = max((len(hit.document.uri) for hit in page.hits), default=5)
@@ -195,7 +199,8 @@ def render(
             f"{label_text(c.category)} {c.score:.2f}" for c in hit.document.categories[:3]
         )
         concepts = ", ".join(c.concept for c in hit.document.concepts[:4])
-        row = [f"{hit.score:.3f}"] if scored else []
+        row = [f"{score_of(hit):.2f}"] if scored else []
+        row += [escape("; ".join(hit.matched))] if explained else []
         row.append(hit.document.uri)
         row += [taken(hit.document)] if dated else []
         row += [place(hit.document)] if placed else []

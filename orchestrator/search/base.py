@@ -166,7 +166,13 @@ class Facet:
 @dataclass(frozen=True)
 class SearchHit:
     document: ImageDocument
+    #: The backend's ranking value (BM25, reciprocal rank fusion, cosine): it orders hits.
     score: float
+    #: How sure deeptag is that the hit is what was asked (0-1, orchestrator.search.relevance);
+    #: None where no query judged it (a page of everything, sorted by date...).
+    relevance: float | None = None
+    #: Why it matched: "tags: tabby", "concepts: cat", "semantic: 0.62".
+    matched: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

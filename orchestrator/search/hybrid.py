@@ -2,8 +2,11 @@
 
 Both run on any backend (Elasticsearch, its emulator, the embedded index) and are fused here,
 with reciprocal rank fusion (Cormack et al., 2009: each list adds ``1 / (60 + rank)``), so the
-ranking is the same everywhere. Fusing ranks rather than scores needs no calibration between
-BM25 and cosine. A structured query (``field:value``, ranges, ``AND``/``OR``/``-``, groups,
+ranking is the same everywhere. What the words found stays; what only meaning found is added
+when it is confidently relevant (:class:`SemanticCutoff`). The page is then ordered by each
+hit's 0-1 relevance (:mod:`orchestrator.search.relevance`), rank fusion breaking ties.
+
+A structured query (``field:value``, ranges, ``AND``/``OR``/``-``, groups,
 wildcards) keeps its exact meaning: it runs as words only. A quoted phrase is still free text.
 So does a search sorted by date or filtered by distance: those order and filter word matches.
 Facets count the word matches of the query in every mode.
@@ -17,8 +20,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from orchestrator.errors import BadRequest, InvalidQuery
@@ -38,6 +41,7 @@ from orchestrator.search.limits import (
     check_window,
 )
 from orchestrator.search.photo_query import involves_photo, photo_notice
+from orchestrator.search.relevance import query_terms, relevance, semantic_confidence
 
 SearchMode = Literal["hybrid", "words", "semantic"]
 MODES: tuple[SearchMode, ...] = ("hybrid", "words", "semantic")
@@ -53,6 +57,21 @@ _STRUCTURE = re.compile(
     r"(?:^|[\s(])[\w.]+:|\b(?:AND|OR|NOT)\b|(?:^|\s)[-+!]\S|[()\[\]{}*?~^]|&&|\|\|"
 )
 _PHRASE = re.compile(r'"[^"]*"')
+
+
+@dataclass(frozen=True)
+class SemanticCutoff:
+    """When hybrid search adds a photo that only its meaning found (the word query did not):
+    when it is confidently relevant (calibrated, :mod:`relevance`), or, when the words found
+    nothing, when it is within ``ratio`` of the best cosine of the query."""
+
+    confidence: float = 0.6
+    ratio: float = 0.95
+
+    def keeps(self, cosine: float, best: float, words_found: bool) -> bool:
+        if semantic_confidence(cosine) >= self.confidence:
+            return True
+        return not words_found and cosine >= self.ratio * best
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,7 @@ async def search(
     min_score: float = 0.0,
     options: SearchOptions = NO_OPTIONS,
     filter: str | None = None,
+    cutoff: SemanticCutoff = SemanticCutoff(),
 ) -> ModePage:
     """The page of ``query`` in ``mode``; ``encode`` embeds query text (None: words only,
     ``unavailable`` saying why). With a sort or a distance in ``options`` it runs as words.
@@ -168,7 +188,7 @@ async def search(
     photo = await _photo_notice(backend, words_query, options)
     if ordered or runs_as_words(query, mode):
         page = await _words(backend, query, filter, size, offset, options)
-        return ModePage(page, "words", photo)
+        return ModePage(_judged(page, query), "words", photo)
     started = time.perf_counter()
     notice = await _coverage_notice(backend)
     if encode is None or notice == _NONE_HAVE_VECTORS:
@@ -177,25 +197,55 @@ async def search(
             page = SearchPage(0, (), _ms(started), await _facets(backend, words_query, options))
             return ModePage(page, "semantic", _joined(why, photo))
         page = await _words(backend, query, filter, size, offset, options)
-        return ModePage(page, "words", _joined(why, photo))
+        return ModePage(_judged(page, query), "words", _joined(why, photo))
     window = offset + size
     depth = depth_for(window)
     vector = await encode(semantic_text(query))
     # The backend keeps the nearest documents that match the filter, none under min_score.
     found = await backend.knn(vector, k=depth, field="semantic", filter=filter, min_score=min_score)
-    semantic = found.hits
+    cosines = {hit.document.id: hit.score for hit in found.hits}
     facets = await _facets(backend, words_query, options)
     if mode == "semantic":
+        semantic = found.hits
         page = SearchPage(len(semantic), semantic[offset:window], _ms(started), facets)
-        return ModePage(page, "semantic", _joined(notice, photo))
+        return ModePage(_judged(page, query, cosines, ()), "semantic", _joined(notice, photo))
     words = await _words(backend, query, filter, depth)
-    documents = {hit.document.id: hit.document for hit in (*semantic, *words.hits)}
-    fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in semantic]])
     word_ids = {hit.document.id for hit in words.hits}
-    total = words.total + sum(hit.document.id not in word_ids for hit in semantic)
-    hits = tuple(SearchHit(documents[doc_id], score) for doc_id, score in fused[offset:window])
-    page = SearchPage(total, hits, _ms(started), facets)
+    # What the words found stays; what only meaning found must be confidently relevant.
+    best = max(cosines.values(), default=0.0)
+    kept = [
+        hit
+        for hit in found.hits
+        if hit.document.id in word_ids or cutoff.keeps(hit.score, best, bool(word_ids))
+    ]
+    documents = {hit.document.id: hit.document for hit in (*kept, *words.hits)}
+    fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in kept]])
+    total = words.total + sum(hit.document.id not in word_ids for hit in kept)
+    everything = SearchPage(total, tuple(SearchHit(documents[i], s) for i, s in fused), 0.0)
+    # Best first by the 0-1 score a person reads (rank fusion breaks its ties): the label a
+    # photo surely has before a concept the classifier half guessed.
+    judged = _judged(everything, query, cosines, word_ids).hits
+    by_score = sorted(judged, key=lambda hit: -(hit.relevance or 0.0))
+    page = SearchPage(total, tuple(by_score[offset:window]), _ms(started), facets)
     return ModePage(page, "hybrid", _joined(notice, photo))
+
+
+def _judged(
+    page: SearchPage,
+    query: str,
+    cosines: Mapping[str, float] | None = None,
+    word_ids: Collection[str] | None = None,
+) -> SearchPage:
+    """The page with each hit's 0-1 relevance and what matched (see :mod:`relevance`);
+    ``word_ids`` None: every hit was found by the words."""
+    terms = query_terms(query)
+    judged = []
+    for hit in page.hits:
+        doc_id = hit.document.id
+        found_by_words = word_ids is None or doc_id in word_ids
+        judgement = relevance(hit.document, terms, (cosines or {}).get(doc_id), found_by_words)
+        judged.append(replace(hit, relevance=judgement.score, matched=judgement.matched))
+    return replace(page, hits=tuple(judged))
 
 
 def _only(filter: str | None) -> str | None:

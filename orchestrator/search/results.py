@@ -13,6 +13,13 @@ def thumbnail_url(document: ImageDocument) -> str:
     return f"/thumbnails/{document.id}"
 
 
+def score_of(hit: SearchHit) -> float:
+    """A hit's 0-1 score: its relevance to the query, or (found by example) its cosine."""
+    if hit.relevance is not None:
+        return hit.relevance
+    return min(1.0, max(0.0, hit.score))
+
+
 def hit_json(hit: SearchHit) -> dict[str, Any]:
     """A hit as JSON: the photo's own fields (``taken_at``, ``camera``, ``place``...) sit at
     the top level, as they are stored, and only those the photo has."""
@@ -23,7 +30,12 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "uri": document.uri,
         # Every path or URL of the same content, ``uri`` first.
         "locations": [place.uri for place in document.places],
-        "score": round(hit.score, 6),
+        # 0-1, the same scale in every mode (orchestrator.search.relevance); an image found by
+        # example (--like, "More like this") has its similarity to the example.
+        "score": round(score_of(hit), 4),
+        # The backend's own ranking value (BM25, rank fusion, cosine), for those who want it.
+        "rank_score": round(hit.score, 6),
+        "matched": list(hit.matched),
         "categories": [{"category": c.category, "score": c.score} for c in document.categories],
         "concepts": [{"concept": c.concept, "score": c.score} for c in document.concepts],
         "custom": [

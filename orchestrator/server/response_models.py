@@ -165,7 +165,19 @@ class SearchHit(_Open):
         default_factory=list,
         description="Every known path or URL of the same content (same SHA-256), uri first.",
     )
-    score: float = Field(description="Relevance; 0 when hits are sorted by date.")
+    score: float = Field(
+        description="How sure deeptag is that the image is what was asked for, 0 to 1, on the "
+        "same scale in every query and mode; found by example, its similarity to the example."
+    )
+    rank_score: float = Field(
+        description="The backend's own ranking value (BM25, reciprocal rank fusion, cosine); "
+        "0 when hits are sorted by date."
+    )
+    matched: list[str] = Field(
+        default_factory=list,
+        description="Why it matched: 'tags: tabby', 'concepts: cat', 'text: EXIT', "
+        "'semantic: 0.62'.",
+    )
     categories: list[Category]
     concepts: list[Concept]
     width: int | None

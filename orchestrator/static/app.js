@@ -404,6 +404,13 @@ function card(hit) {
     similarity.className = "similarity";
     similarity.textContent = `${percent(hit.score)} similar`;
     footer.append(similarity);
+  } else if (hit.matched && hit.matched.length) {
+    // Why it matched, and how sure deeptag is (0-1, the same scale for every query).
+    const why = document.createElement("span");
+    why.className = "similarity matched";
+    why.textContent = `${percent(hit.score)} · ${hit.matched.join(", ")}`;
+    why.title = "How sure deeptag is that this image is what you asked for, and what matched";
+    footer.append(why);
   }
   body.append(footer);
   item.append(body);

@@ -177,6 +177,36 @@ def test_a_word_finds_the_coffee_photo_first_with_labels_and_timing(page: Page, 
     assert "q=espresso" in page.url
 
 
+def test_a_page_of_few_results_has_no_empty_band_and_its_placeholder_fits(
+    page: Page, site: Site
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(site.server.url)
+    search(page, "espresso")
+    expect(page.locator("#summary")).to_contain_text("match “espresso”")
+    # The results start right under the header, however few they are (the page's grid once
+    # stretched its header rows to fill the window, leaving a band of nothing).
+    gap = page.evaluate(
+        """() => document.querySelector('.toolbar').getBoundingClientRect().top
+                 - document.querySelector('header.top').getBoundingClientRect().bottom"""
+    )
+    assert gap < 48, f"{gap:.0f} px between the header and the results"
+    # The search box's hint is read whole, not cut off.
+    spare = page.evaluate(
+        """() => {
+             const box = document.getElementById('q');
+             const style = getComputedStyle(box);
+             const context = document.createElement('canvas').getContext('2d');
+             context.font = `${style.fontSize} ${style.fontFamily}`;
+             const text = context.measureText(box.placeholder).width;
+             const room = box.clientWidth - parseFloat(style.paddingLeft)
+               - parseFloat(style.paddingRight);
+             return room - text;
+           }"""
+    )
+    assert spare >= 0, f"the placeholder needs {-spare:.0f} px more than the box has"
+
+
 def test_more_like_this_puts_the_image_itself_first(page: Page, site: Site) -> None:
     page.goto(f"{site.server.url}/?q=espresso")
     assert first_card_id(page) == site.ids["coffee"]

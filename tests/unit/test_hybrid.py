@@ -220,11 +220,53 @@ def test_nothing_to_mean_runs_as_words(indexed: Path, query: str) -> None:
 
 def test_paging_through_fused_hits_gives_each_once(indexed: Path) -> None:
     QUERIES["primate"] = direction(PRIMATE, CAT, 0.9)
-    first = ids(indexed, "primate", size=1, min_score=0.0)
-    rest = ids(indexed, "primate", size=10, offset=1, min_score=0.0)
-    everything = ids(indexed, "primate", size=10, min_score=0.0)
+    # Every semantic hit kept, so every document is on some page.
+    kept = {"min_score": 0.0, "cutoff": hybrid.SemanticCutoff(confidence=0.0)}
+    first = ids(indexed, "primate", size=1, **kept)
+    rest = ids(indexed, "primate", size=10, offset=1, **kept)
+    everything = ids(indexed, "primate", size=10, **kept)
     assert first + rest == everything
     assert len(set(everything)) == len(everything) == len(DOCS)
+
+
+def test_what_only_meaning_found_is_added_when_confidently_relevant(indexed: Path) -> None:
+    QUERIES["primate"] = direction(PRIMATE, CAT, 0.9)
+    # Before: with every semantic hit over min_score added, the espresso and the moped
+    # (cosine 0, nothing like a primate) padded the answer.
+    found = ids(indexed, "primate", min_score=0.0)
+    assert found[:2] in (["baboon", "macaque"], ["macaque", "baboon"])
+    assert "espresso" not in found
+    assert "moped" not in found
+    # The tabby leans towards the query (cosine 0.67): likely enough to be added.
+    assert "tabby" in found
+
+
+def test_each_hit_says_how_sure_and_why_on_one_scale(indexed: Path) -> None:
+    QUERIES["feline"] = direction(CAT)
+    (tabby, *_) = search(indexed, "feline").page.hits
+    # The concept the classifier gave at 0.9, and its meaning: the stronger is the score.
+    assert tabby.document.id == "tabby"
+    assert tabby.relevance == pytest.approx(0.98, abs=0.01)  # cosine 1: sure by meaning
+    assert tabby.matched == ("concepts: feline", "semantic: 0.98")
+    # In words mode, on the same scale, without the meaning.
+    (word_hit,) = search(indexed, "feline", "words").page.hits
+    assert word_hit.relevance == pytest.approx(0.9)
+    assert word_hit.matched == ("concepts: feline",)
+    # A word in the file's name is a literal match: sure.
+    baboon = search(indexed, "baboon").page.hits[0]
+    assert baboon.relevance == 1.0
+    assert "file: baboon.jpg" in baboon.matched
+    assert "tags: baboon" in baboon.matched
+    scores = [h.relevance for h in search(indexed, "baboon").page.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_json_score_is_0_to_1_and_the_ranking_value_moves_aside(indexed: Path) -> None:
+    body = mode_page_json(search(indexed, "baboon"))
+    for hit in body["hits"]:
+        assert 0.0 <= hit["score"] <= 1.0
+        assert hit["rank_score"] < 0.05  # reciprocal rank fusion: 1/(60 + rank) per list
+        assert hit["matched"]
 
 
 def test_without_a_text_encoder_words_still_answer_and_say_why(indexed: Path) -> None:
