@@ -20,15 +20,8 @@ from orchestrator.cli.common import console, fail, user_errors
 from orchestrator.errors import ConfigError, DeeptagError
 from orchestrator.runtime import served_models, shim_options, usable_cores
 from orchestrator.settings import load_settings
-from orchestrator.triton.launcher import (
-    LocalTriton,
-    TritonPorts,
-    check_ports_free,
-    find_detached,
-    is_ready,
-    start_detached,
-    stop_detached,
-)
+from orchestrator.triton.detached import find_detached, start_detached, stop_detached
+from orchestrator.triton.launcher import LocalTriton, TritonPorts, check_ports_free, is_ready
 from orchestrator.triton.lingering import (
     LingerPaths,
     LingerState,

@@ -19,8 +19,8 @@ from types import FrameType
 
 import httpx
 
-from orchestrator.triton.launcher import process_alive
 from orchestrator.triton.lingering import LingerPaths, LingerState, forget, stop_lingering
+from orchestrator.triton.processes import process_alive
 
 #: The longest pause between two looks: the Triton stops at most this late.
 MAX_POLL_S = 10.0

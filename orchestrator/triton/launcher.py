@@ -1,7 +1,8 @@
 """Run the tritonserver binary bundled with ``nvidia-pytriton`` on this machine, on CPU.
 
-Use :class:`LocalTriton` as a context manager for a server that lives as long as a command,
-or ``deeptag triton start --detach`` for one that outlives it (found again by its HTTP port).
+Use :class:`LocalTriton` as a context manager for a server that lives as long as a command;
+``deeptag triton start --detach`` (:mod:`detached`) and the lingering Triton (:mod:`lingering`)
+outlive theirs.
 """
 
 from __future__ import annotations
@@ -9,22 +10,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
 from orchestrator.errors import PortInUse, TritonStartError
+from orchestrator.triton.processes import terminate_group
 from orchestrator.triton.runtime_repository import (
     DEFAULT_SHIM,
     RuntimeModel,
@@ -42,29 +42,6 @@ class TritonPorts:
     http: int = 8000
     grpc: int = 8001
     metrics: int = 8002
-
-
-@dataclass(frozen=True)
-class LaunchRecord:
-    """What ``--detach`` leaves behind so ``stop`` and ``status`` can find the server."""
-
-    pid: int
-    ports: TritonPorts
-    log_path: str
-    started_at: float
-
-    @classmethod
-    def load(cls, path: Path) -> LaunchRecord:
-        raw = json.loads(path.read_text())
-        return cls(
-            pid=raw["pid"],
-            ports=TritonPorts(**raw["ports"]),
-            log_path=raw["log_path"],
-            started_at=raw["started_at"],
-        )
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
 
 
 def _pytriton_root() -> Path:
@@ -110,10 +87,6 @@ def check_ports_free(ports: TritonPorts) -> None:
 
 def runtime_repository_path(work_dir: Path, http_port: int) -> Path:
     return work_dir / f"model_repository-{http_port}"
-
-
-def record_path(state_dir: Path, http_port: int) -> Path:
-    return state_dir / f"triton-{http_port}.json"
 
 
 def is_ready(http_port: int, timeout: float = 2.0) -> bool:
@@ -351,85 +324,3 @@ class LocalTriton:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process of that id runs (one we may not signal counts; a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` has exited and waits to be reaped: a lingering Triton outlives the
-    command that started it, so its exit is reaped by init, whenever init gets to it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state follows the command name, which is in parentheses and may hold spaces.
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def terminate_group(
-    pid: int, grace_s: float = 15.0, process: subprocess.Popen[bytes] | None = None
-) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL what is left after ``grace_s``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                break
-        elif not process_alive(pid):
-            break
-        time.sleep(0.05)
-    # The stubs may outlive the server for a moment; the group kill reaches them too.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    if process is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-
-
-def start_detached(triton: LocalTriton, state_dir: Path) -> LaunchRecord:
-    """Start ``triton`` and leave it running after this process exits."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    triton.die_with_parent = False
-    triton.start()
-    assert triton.pid is not None
-    record = LaunchRecord(
-        pid=triton.pid, ports=triton.ports, log_path=str(triton.log_path), started_at=time.time()
-    )
-    record.save(record_path(state_dir, triton.ports.http))
-    triton.disown()
-    return record
-
-
-def find_detached(state_dir: Path, http_port: int) -> LaunchRecord | None:
-    path = record_path(state_dir, http_port)
-    if not path.is_file():
-        return None
-    record = LaunchRecord.load(path)
-    if not process_alive(record.pid):
-        path.unlink(missing_ok=True)
-        return None
-    return record
-
-
-def stop_detached(state_dir: Path, http_port: int) -> LaunchRecord | None:
-    record = find_detached(state_dir, http_port)
-    if record is None:
-        return None
-    terminate_group(record.pid)
-    record_path(state_dir, http_port).unlink(missing_ok=True)
-    return record
-
-
-def remove_runtime_state(work_dir: Path) -> None:
-    shutil.rmtree(work_dir, ignore_errors=True)

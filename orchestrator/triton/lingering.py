@@ -38,10 +38,9 @@ from orchestrator.triton.launcher import (
     TritonPorts,
     free_port,
     is_ready,
-    process_alive,
     remove_stub_memory,
-    terminate_group,
 )
+from orchestrator.triton.processes import process_alive, terminate_group
 from orchestrator.triton.runtime_repository import ShimOptions
 
 STATE_FILE = "triton-lingering.json"

@@ -30,7 +30,8 @@ import numpy.typing as npt
 import tritonclient.utils.shared_memory as triton_shm
 
 from orchestrator.triton.endpoint import Endpoint
-from orchestrator.triton.launcher import SHM_DIR, process_alive
+from orchestrator.triton.launcher import SHM_DIR
+from orchestrator.triton.processes import process_alive
 
 log = logging.getLogger(__name__)
 

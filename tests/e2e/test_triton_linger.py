@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.triton.launcher import LocalTriton, process_alive
+from orchestrator.triton.launcher import LocalTriton
 from orchestrator.triton.lingering import stop_current
+from orchestrator.triton.processes import process_alive
 from tests.conftest import REPO_ROOT
 from tests.lingering_support import STARTED, Lingering
 

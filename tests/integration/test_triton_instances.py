@@ -16,15 +16,15 @@ import pytest
 
 from orchestrator.cli.triton import start_all
 from orchestrator.errors import ModelNotFound, PortInUse
+from orchestrator.triton.detached import stop_detached
 from orchestrator.triton.launcher import (
     LocalTriton,
     TritonPorts,
     check_port_free,
     free_port,
     is_ready,
-    stop_detached,
-    terminate_group,
 )
+from orchestrator.triton.processes import terminate_group
 
 pytestmark = pytest.mark.integration
 

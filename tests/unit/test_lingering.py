@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from orchestrator.triton.launcher import process_alive
 from orchestrator.triton.lingering import LingerState, describe_idle, repository_version
+from orchestrator.triton.processes import process_alive
 from orchestrator.triton.runtime_repository import ShimOptions
 
 
