@@ -159,6 +159,7 @@ class Result:
     recall: float  # mean recall@3 over ALL_QUERIES
     in_top3: int  # queries with a relevant photo in their top three
     precision: float  # relevant hits / hits returned (first page of 10), over ALL_QUERIES
+    mean_precision: float  # each query's precision, averaged over queries that returned hits
     returned: int  # hits returned over ALL_QUERIES
     p50_ms: float
     absent: float  # mean hits (of 10) of the ABSENT queries
@@ -206,10 +207,15 @@ async def evaluate(
                 len((await hybrid.search(backend, q, mode, size=10, **options)).page.hits)
                 for q in ABSENT
             ]
+            answered = [q for q in ALL_QUERIES if tops[q]]
+            per_query = [
+                len([n for n in tops[q] if n in ALL_QUERIES[q]]) / len(tops[q]) for q in answered
+            ]
             results[mode] = Result(
                 recall=statistics.mean(recall_at_3(tops[q], ALL_QUERIES[q]) for q in ALL_QUERIES),
                 in_top3=sum(bool(set(tops[q][:3]) & ALL_QUERIES[q]) for q in ALL_QUERIES),
                 precision=relevant / returned if returned else 1.0,
+                mean_precision=statistics.mean(per_query) if per_query else 1.0,
                 returned=returned,
                 p50_ms=statistics.median(latencies),
                 absent=statistics.mean(absent),
@@ -311,6 +317,7 @@ def main() -> None:
             "backend",
             "mode",
             "precision (hits)",
+            "per query",
             "relevant in top 3",
             "recall@3",
             "p50 latency",
@@ -346,6 +353,7 @@ def main() -> None:
                             kind,
                             mode,
                             f"{r.precision:.2f} ({r.returned})",
+                            f"{r.mean_precision:.2f}",
                             f"{r.in_top3} of {len(ALL_QUERIES)}",
                             f"{r.recall:.2f}",
                             f"{r.p50_ms:.1f} ms",
