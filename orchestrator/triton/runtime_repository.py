@@ -96,22 +96,34 @@ def shim_config(
     shimmed.backend = "python"
     shimmed.platform = ""
     shimmed.default_model_filename = ""
-    del shimmed.instance_group[:]
-    shimmed.instance_group.add(
-        kind=model_config_pb2.ModelInstanceGroup.KIND_CPU, count=options.instances
+    pixels = _takes_pixels(config)
+    # An instance per core pays where batches of images queue up (bulk indexing); a text
+    # model's calls are a query's few tokens: one instance on every core, half the memory.
+    instances = options.instances if pixels else 1
+    threads = (
+        options.intra_op_threads if pixels else (options.alone_threads or options.intra_op_threads)
     )
+    del shimmed.instance_group[:]
+    shimmed.instance_group.add(kind=model_config_pb2.ModelInstanceGroup.KIND_CPU, count=instances)
     for tensor in shimmed.input:
         # The shim pads variable-length inputs itself, so requests of different lengths may
         # share an execution; the production ONNX Runtime backend batches equal shapes only.
         if any(d == -1 for d in tensor.dims):
             tensor.allow_ragged_batch = True
     shimmed.parameters["onnx_path"].string_value = "model.onnx"
-    shimmed.parameters["intra_op_threads"].string_value = str(options.intra_op_threads)
+    shimmed.parameters["intra_op_threads"].string_value = str(threads)
     shimmed.parameters["cpu_memory_arena"].string_value = "1" if options.memory_arena else "0"
     shimmed.parameters["intra_op_spinning"].string_value = "1" if options.spinning else "0"
-    shimmed.parameters["alone_threads"].string_value = str(options.alone_threads)
+    # Only a model of pixels gets the second session (see onnx_shim_model.py).
+    alone = options.alone_threads if pixels else 0
+    shimmed.parameters["alone_threads"].string_value = str(alone)
     shimmed.parameters["alone_max_batch"].string_value = str(options.alone_max_batch)
     return shimmed
+
+
+def _takes_pixels(config: model_config_pb2.ModelConfig) -> bool:
+    """Whether the model's first input is an image (height, width and channels)."""
+    return bool(config.input) and len(config.input[0].dims) >= 3
 
 
 def materialise(

@@ -67,10 +67,10 @@ def test_missing_onnx_says_to_export(repository_copy: Path, tmp_path: Path) -> N
 
 
 def test_the_onnxruntime_settings_reach_the_shim(exported_model: Path, tmp_path: Path) -> None:
-    def parameter(options: ShimOptions, name: str) -> str:
+    def parameter(options: ShimOptions, name: str, model: str = "efficientnet_lite0") -> str:
         target = tmp_path / f"runtime-{options.memory_arena}-{options.spinning}"
         materialise(exported_model, target, options)
-        config = (target / "efficientnet_lite0" / "config.pbtxt").read_text()
+        config = (target / model / "config.pbtxt").read_text()
         shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
         return str(shimmed.parameters[name].string_value)
 
@@ -80,18 +80,28 @@ def test_the_onnxruntime_settings_reach_the_shim(exported_model: Path, tmp_path:
     # Spinning off by default: it takes the cores decoding needs.
     assert parameter(ShimOptions(), "intra_op_spinning") == "0"
     assert parameter(ShimOptions(spinning=True), "intra_op_spinning") == "1"
+    # A lone batch of pixels runs on every core; a text query's few tokens are not worth
+    # the text model's weights held twice.
     assert parameter(ShimOptions(alone_threads=4), "alone_threads") == "4"
+    assert parameter(ShimOptions(alone_threads=4), "alone_threads", "minilm_l6") == "0"
     assert parameter(ShimOptions(), "alone_max_batch") == "16"
 
 
 def test_a_model_instance_per_core_each_on_its_own_threads(
     exported_model: Path, tmp_path: Path
 ) -> None:
-    materialise(exported_model, tmp_path / "runtime", ShimOptions(instances=2, intra_op_threads=1))
-    config = (tmp_path / "runtime" / "efficientnet_lite0" / "config.pbtxt").read_text()
-    shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
-    assert [group.count for group in shimmed.instance_group] == [2]
-    assert shimmed.parameters["intra_op_threads"].string_value == "1"
+    options = ShimOptions(instances=2, intra_op_threads=1, alone_threads=2)
+    materialise(exported_model, tmp_path / "runtime", options)
+
+    def layout(model: str) -> tuple[list[int], str]:
+        config = (tmp_path / "runtime" / model / "config.pbtxt").read_text()
+        shimmed = text_format.Parse(config, model_config_pb2.ModelConfig())
+        counts = [group.count for group in shimmed.instance_group]
+        return counts, shimmed.parameters["intra_op_threads"].string_value
+
+    assert layout("efficientnet_lite0") == ([2], "1")
+    # A text model's queries are a few tokens: one instance on both cores, half the memory.
+    assert layout("minilm_l6") == ([1], "2")
 
 
 @pytest.mark.parametrize(
