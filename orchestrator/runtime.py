@@ -68,10 +68,10 @@ def shim_options(settings: Settings, cores: int | None = None) -> ShimOptions:
     onnxruntime, from the settings (pure but for counting the cores).
 
     Unless the settings say how many model instances, one per core, each on one thread, for
-    every local Triton: the layout that indexed fastest (bench/triton_layout.py), whose lone
-    calls cost a few milliseconds more than one instance on every core. One layout, so a
-    running `deeptag triton start` or a lingering Triton indexes as fast as a Triton started
-    for the job.
+    every local Triton: the layout that indexed fastest (bench/triton_layout.py); a small batch
+    alone on the server runs on every core (``alone_threads``), so lone calls are as fast as
+    on one instance. One layout, so a running `deeptag triton start` or a lingering Triton
+    indexes as fast as a Triton started for the job.
     """
     given = cores or usable_cores()
     instances, threads = cpu_layout(given, settings.triton_cpu_instances)

@@ -80,6 +80,11 @@ class OutageNotices:
 
 
 INDEXING = "[bold]indexing"
+#: How a run that stopped early (an outage, Ctrl-C) goes on.
+RESUME = (
+    "What was indexed is kept: run the same command again to resume (images already indexed "
+    "are skipped)."
+)
 
 
 def summarise(
@@ -89,11 +94,7 @@ def summarise(
     run waited for it, said apart), where its failures are, and how to resume it."""
     head = "stopped early" if stopped else "done"
     if stats.stopped_by is not None:
-        err_console.print(
-            f"[bold red]stopped:[/] {stats.stopped_by}. What was indexed is kept: run the same "
-            "command again to resume (images already indexed are skipped).",
-            highlight=False,
-        )
+        err_console.print(f"[bold red]stopped:[/] {stats.stopped_by}. {RESUME}", highlight=False)
     startup = f", {startup_s:.1f} s of it starting Triton" if startup_s >= 0.1 else ""
     err_console.print(
         f"[bold]{head}:[/] {stats.indexed} indexed, {stats.skipped} skipped "
@@ -103,11 +104,7 @@ def summarise(
         highlight=False,
     )
     if stopped and stats.stopped_by is None:  # Ctrl-C (an outage said so above)
-        err_console.print(
-            "What was indexed is kept: run the same command again to resume (images already "
-            "indexed are skipped).",
-            highlight=False,
-        )
+        err_console.print(RESUME, highlight=False)
     if stats.failed:
         err_console.print(f"failures and their reasons: {failures}", highlight=False)
     if stats.analysed:

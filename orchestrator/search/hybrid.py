@@ -188,7 +188,7 @@ async def search(
     photo = await _photo_notice(backend, words_query, options)
     if ordered or runs_as_words(query, mode):
         page = await _words(backend, query, filter, size, offset, options)
-        return ModePage(_judged(page, query), "words", photo)
+        return ModePage(replace(page, hits=_judged(page.hits, query)), "words", photo)
     started = time.perf_counter()
     notice = await _coverage_notice(backend)
     if encode is None or notice == _NONE_HAVE_VECTORS:
@@ -197,7 +197,8 @@ async def search(
             page = SearchPage(0, (), _ms(started), await _facets(backend, words_query, options))
             return ModePage(page, "semantic", _joined(why, photo))
         page = await _words(backend, query, filter, size, offset, options)
-        return ModePage(_judged(page, query), "words", _joined(why, photo))
+        page = replace(page, hits=_judged(page.hits, query))
+        return ModePage(page, "words", _joined(why, photo))
     window = offset + size
     depth = depth_for(window)
     vector = await encode(semantic_text(query))
@@ -206,9 +207,9 @@ async def search(
     cosines = {hit.document.id: hit.score for hit in found.hits}
     facets = await _facets(backend, words_query, options)
     if mode == "semantic":
-        semantic = found.hits
-        page = SearchPage(len(semantic), semantic[offset:window], _ms(started), facets)
-        return ModePage(_judged(page, query, cosines, ()), "semantic", _joined(notice, photo))
+        hits = _judged(found.hits[offset:window], query, cosines, ())
+        page = SearchPage(len(found.hits), hits, _ms(started), facets)
+        return ModePage(page, "semantic", _joined(notice, photo))
     words = await _words(backend, query, filter, depth)
     word_ids = {hit.document.id for hit in words.hits}
     # What the words found stays; what only meaning found must be confidently relevant.
@@ -221,31 +222,30 @@ async def search(
     documents = {hit.document.id: hit.document for hit in (*kept, *words.hits)}
     fused = fuse([[h.document.id for h in words.hits], [h.document.id for h in kept]])
     total = words.total + sum(hit.document.id not in word_ids for hit in kept)
-    everything = SearchPage(total, tuple(SearchHit(documents[i], s) for i, s in fused), 0.0)
+    judged = _judged([SearchHit(documents[i], s) for i, s in fused], query, cosines, word_ids)
     # Best first by the 0-1 score a person reads (rank fusion breaks its ties): the label a
     # photo surely has before a concept the classifier half guessed.
-    judged = _judged(everything, query, cosines, word_ids).hits
     by_score = sorted(judged, key=lambda hit: -(hit.relevance or 0.0))
     page = SearchPage(total, tuple(by_score[offset:window]), _ms(started), facets)
     return ModePage(page, "hybrid", _joined(notice, photo))
 
 
 def _judged(
-    page: SearchPage,
+    hits: Sequence[SearchHit],
     query: str,
     cosines: Mapping[str, float] | None = None,
     word_ids: Collection[str] | None = None,
-) -> SearchPage:
-    """The page with each hit's 0-1 relevance and what matched (see :mod:`relevance`);
+) -> tuple[SearchHit, ...]:
+    """The hits with each one's 0-1 relevance and what matched (see :mod:`relevance`);
     ``word_ids`` None: every hit was found by the words."""
     terms = query_terms(query)
     judged = []
-    for hit in page.hits:
+    for hit in hits:
         doc_id = hit.document.id
         found_by_words = word_ids is None or doc_id in word_ids
         judgement = relevance(hit.document, terms, (cosines or {}).get(doc_id), found_by_words)
         judged.append(replace(hit, relevance=judgement.score, matched=judgement.matched))
-    return replace(page, hits=tuple(judged))
+    return tuple(judged)
 
 
 def _only(filter: str | None) -> str | None:

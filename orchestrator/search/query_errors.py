@@ -12,9 +12,10 @@ import re
 _OPERATORS = ("AND", "OR", "NOT", "&&", "||")
 _TRAILING = re.compile(r"(?:^|\s)(AND|OR|NOT|&&|\|\|)\s*$")
 _LEADING = re.compile(r"^\s*(AND|OR|&&|\|\|)(?:\s|$)")
-# `field:>x`, `field:>=x`, `field:[x TO y]`, `field:{x TO y}`: the values a range compares.
-_COMPARISON = re.compile(r"([\w.]+):\s*[<>]=?\s*([^\s()]+)")
-_RANGE = re.compile(r"([\w.]+):\s*[\[{]\s*(\S+?)\s+TO\s+(\S+?)\s*[\]}]")
+# `field:>x`, `field:>=x`, `field:[x TO y]`, `field:{x TO y}`: conditions, and the values they
+# compare (orchestrator.search.relevance leaves them out of a query's words).
+COMPARISON = re.compile(r"([\w.]+):\s*[<>]=?\s*([^\s()]+)")
+RANGE = re.compile(r"([\w.]+):\s*[\[{]\s*(\S+?)\s+TO\s+(\S+?)\s*[\]}]")
 #: Range ends that are not numbers but mean something: dates and open ends.
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ][\d:.]+Z?)?)?)?$")
 
@@ -45,8 +46,8 @@ def explain(query: str) -> str | None:
 
 
 def _values(query: str) -> list[tuple[str, str]]:
-    found = [(m.group(1), m.group(2)) for m in _COMPARISON.finditer(query)]
-    for match in _RANGE.finditer(query):
+    found = [(m.group(1), m.group(2)) for m in COMPARISON.finditer(query)]
+    for match in RANGE.finditer(query):
         found += [(match.group(1), match.group(2)), (match.group(1), match.group(3))]
     return found
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orchestrator.search.base import ImageDocument
+from orchestrator.search.query_errors import COMPARISON, RANGE
 from orchestrator.semantic import label_text
 
 #: P(relevant | cosine) = sigmoid(SLOPE * cosine + INTERCEPT), fitted on 448 judged
@@ -39,8 +40,6 @@ _OPERATORS = frozenset({"AND", "OR", "NOT", "TO"})
 _TOKEN = re.compile(r"[^\W_]+")
 # `-word`, `NOT word`: words the photo must not have are no reason it matched.
 _NEGATED = re.compile(r"(?:^|[\s(])(?:-|NOT\s+)(?:[\w.]+:)?(\"[^\"]*\"|[^\s()]+)")
-# `field:>5`, `field:[1 TO 5]`: conditions, not words.
-_CONDITION = re.compile(r"[\w.]+:\s*(?:[<>]=?\s*[^\s()]+|[\[{][^\]}]*[\]}])")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,8 @@ def semantic_confidence(cosine: float) -> float:
 def query_terms(query: str) -> frozenset[str]:
     """The words a hit can have matched: lower case, without operators, field names,
     conditions and negated words."""
-    text = _CONDITION.sub(" ", _NEGATED.sub(" ", query))
+    # `field:>5`, `field:[1 TO 5]`: conditions, not words.
+    text = RANGE.sub(" ", COMPARISON.sub(" ", _NEGATED.sub(" ", query)))
     text = re.sub(r"[\w.]+:", " ", text)
     return frozenset(
         token.lower() for token in _TOKEN.findall(text) if token not in _OPERATORS and token != "*"

@@ -29,7 +29,7 @@ MAX_POLL_S = 10.0
 def last_inference(state: LingerState) -> float:
     """When Triton last ran an inference (epoch seconds), 0 when it has not or does not say."""
     try:
-        response = httpx.get(f"http://{state.address}/v2/models/stats", timeout=5.0)
+        response = httpx.get(f"{state.url}/v2/models/stats", timeout=5.0)
         stats = response.json().get("model_stats", [])
     except (httpx.HTTPError, ValueError, AttributeError):
         return 0.0

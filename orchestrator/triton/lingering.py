@@ -90,6 +90,11 @@ class LingerState:
     def address(self) -> str:
         return f"127.0.0.1:{self.ports.http}"
 
+    @property
+    def url(self) -> str:
+        """Its HTTP API: health, statistics, the repository API."""
+        return f"http://{self.address}"
+
     @classmethod
     def load(cls, path: Path) -> LingerState | None:
         """The state in ``path``; None when there is none or it cannot be read."""
@@ -204,14 +209,10 @@ def _usable(paths: LingerPaths, version: str) -> LingerState | None:
     return state
 
 
-def _base_url(state: LingerState) -> str:
-    return f"http://{state.address}"
-
-
 def loaded_models(state: LingerState) -> list[str]:
     """The models the lingering Triton has ready (empty when it does not answer)."""
     try:
-        response = httpx.post(f"{_base_url(state)}/v2/repository/index", json={}, timeout=5.0)
+        response = httpx.post(f"{state.url}/v2/repository/index", json={}, timeout=5.0)
         response.raise_for_status()
         entries = response.json()
     except (httpx.HTTPError, ValueError):
@@ -231,7 +232,7 @@ def ensure_loaded(state: LingerState, models: frozenset[str] | None) -> None:
     for name in missing:
         try:
             response = httpx.post(
-                f"{_base_url(state)}/v2/repository/models/{name}/load",
+                f"{state.url}/v2/repository/models/{name}/load",
                 json={},
                 timeout=LOAD_TIMEOUT_S,
             )
